@@ -253,7 +253,7 @@ func (m *machine) run(t *testing.T, f *asmFunc) {
 			v, w := m.vec[x][0], m.load(t, a[0], 0)
 			unordered := v != v || w != w
 			m.zf, m.pf = unordered || v == w, unordered
-		case "VZEROUPPER":
+		case "VZEROUPPER", "PREFETCHT0":
 		case "RET":
 			return
 		default:

@@ -25,6 +25,8 @@ type Gemm struct {
 	kern    kernel
 	threads int
 	bufs    sync.Pool // *[]float32 packing buffers
+	// directPanels is the most B panels for which the kernel reads A unpacked.
+	directPanels int
 }
 
 // New returns a Gemm that uses the named micro-kernel ("" picks the fastest
@@ -37,7 +39,7 @@ func New(kernelName string, threads int) (*Gemm, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gemm{kern: k, threads: threads}, nil
+	return &Gemm{kern: k, threads: threads, directPanels: directPanels}, nil
 }
 
 // Kernel names the micro-kernel in use and its tile, e.g. "avx2 6x16".
@@ -191,7 +193,7 @@ func (g *Gemm) macro(transA bool, m, kc int, alpha float32, a []float32, lda, pc
 	// Packing A pays when each of its panels meets many panels of B; for a
 	// few (LoRA's rank-r products, matrix-vector-like shapes) the kernel
 	// reads A where it lies, and only a ragged last panel is packed.
-	direct := !transA && kr.rowA != nil && j1-j0 <= directPanels
+	direct := !transA && kr.rowA != nil && j1-j0 <= g.directPanels
 	apBuf := g.getBuf(roundUp(min(mc0, i1-i0), mr)*kc + mr*nr)
 	defer g.putBuf(apBuf)
 	ap := (*apBuf)[:len(*apBuf)-mr*nr]
@@ -242,7 +244,7 @@ func (g *Gemm) macro(transA bool, m, kc int, alpha float32, a []float32, lda, pc
 	}
 }
 
-// directPanels is the most B panels for which the kernel reads A unpacked.
+// directPanels is the default for Gemm.directPanels.
 const directPanels = 2
 
 // scale sets C = beta*C, or C = 0 without reading C when beta is 0.

@@ -140,7 +140,8 @@ func Cases(r *rand.Rand, short bool) []Case {
 		{200, 16, 513}, {200, 513, 16}, {0, 5, 5}, {5, 0, 5}, {5, 5, 0},
 	}
 	if !short {
-		shapes = append(shapes, [3]int{257, 263, 269}, [3]int{130, 4200, 33}, [3]int{520, 40, 700})
+		shapes = append(shapes, [3]int{257, 263, 269}, [3]int{130, 4200, 33}, [3]int{520, 40, 700},
+			[3]int{1030, 16, 600}, [3]int{16, 1030, 600}, [3]int{600, 1030, 16}) // LoRA rank 16 at scale
 	}
 	for range 8 {
 		shapes = append(shapes, [3]int{1 + r.IntN(90), 1 + r.IntN(90), 1 + r.IntN(90)})

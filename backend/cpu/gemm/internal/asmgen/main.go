@@ -33,6 +33,9 @@ var isas = []isa{
 
 const unroll = 4
 
+// prefetchA is how many steps ahead the packed kernels prefetch A.
+const prefetchA = 16
+
 func main() {
 	var out bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
@@ -142,6 +145,16 @@ func emitKernel(w func(string, ...any), s isa, rowA bool) {
 	alphaOff := off
 	betaOff := off + 4
 	w("\tSHLQ $2, R8")
+	// Fetch the C tile into L1 while the loop runs: C is read and written
+	// once per kc block and has left the caches since the last one.
+	w("\tMOVQ DX, R13")
+	for r := 0; r < s.mr; r++ {
+		w("\tPREFETCHT0 (R13)")
+		w("\tPREFETCHT0 %d(R13)", 2*s.bytes-4)
+		if r < s.mr-1 {
+			w("\tADDQ R8, R13")
+		}
+	}
 	for r := 0; r < s.mr; r++ {
 		for h := 0; h < 2; h++ {
 			w("\t%s %s, %s, %s", s.zero, acc(r, h), acc(r, h), acc(r, h))
@@ -151,6 +164,10 @@ func emitKernel(w func(string, ...any), s isa, rowA bool) {
 	w("\tSHRQ $%d, BX", log2(unroll))
 	w("\tJZ tail%s", name)
 	w("loop%s:", name)
+	if !rowA {
+		// Packed A streams from L2: ask for it a few iterations ahead.
+		w("\tPREFETCHT0 %d(SI)", prefetchA*s.mr*4)
+	}
 	for u := 0; u < unroll; u++ {
 		step(u)
 	}
