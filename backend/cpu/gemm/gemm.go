@@ -24,7 +24,8 @@ import (
 type Gemm struct {
 	kern    kernel
 	threads int
-	bufs    sync.Pool // *[]float32 packing buffers
+	bufsA   sync.Pool // *[]float32: packed blocks of A, one per worker
+	bufsB   sync.Pool // *[]float32: packed blocks of B, one per call
 	// directPanels is the most B panels for which the kernel reads A unpacked.
 	directPanels int
 }
@@ -151,8 +152,8 @@ func (g *Gemm) one(threads int, transA, transB bool, m, n, k int, alpha float32,
 	mr, nr := kr.mr, kr.nr
 	kc0, mc0, nc0 := kr.kc, kr.mc, kr.nc
 
-	bpBuf := g.getBuf(min(kc0, k) * roundUp(min(nc0, n), nr))
-	defer g.putBuf(bpBuf)
+	bpBuf := getBuf(&g.bufsB, min(kc0, k)*roundUp(min(nc0, n), nr))
+	defer g.bufsB.Put(bpBuf)
 	bp := *bpBuf
 
 	for jc := 0; jc < n; jc += nc0 {
@@ -194,8 +195,8 @@ func (g *Gemm) macro(transA bool, m, kc int, alpha float32, a []float32, lda, pc
 	// few (LoRA's rank-r products, matrix-vector-like shapes) the kernel
 	// reads A where it lies, and only a ragged last panel is packed.
 	direct := !transA && kr.rowA != nil && j1-j0 <= g.directPanels
-	apBuf := g.getBuf(roundUp(min(mc0, i1-i0), mr)*kc + mr*nr)
-	defer g.putBuf(apBuf)
+	apBuf := getBuf(&g.bufsA, roundUp(min(mc0, i1-i0), mr)*kc+mr*nr)
+	defer g.bufsA.Put(apBuf)
 	ap := (*apBuf)[:len(*apBuf)-mr*nr]
 	tmp := (*apBuf)[len(*apBuf)-mr*nr:]
 	for ic := i0; ic < i1; ic += mc0 {
@@ -363,18 +364,16 @@ func parallelFor(t, n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-func (g *Gemm) getBuf(n int) *[]float32 {
-	if p, ok := g.bufs.Get().(*[]float32); ok && cap(*p) >= n {
+// getBuf returns a buffer of n floats from pool, or a new one.
+func getBuf(pool *sync.Pool, n int) *[]float32 {
+	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
-	// Round up so that a buffer can serve later, slightly larger requests,
-	// and leave room to align to a cache line.
+	// Round up so that a buffer can serve later, slightly larger requests.
 	s := make([]float32, n, roundUp(n, 1024))
 	return &s
 }
-
-func (g *Gemm) putBuf(p *[]float32) { g.bufs.Put(p) }
 
 // from returns s[off:], or an empty slice where off is past the end (an
 // operand with no elements, such as A when k is 0).
