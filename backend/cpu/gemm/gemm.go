@@ -24,8 +24,8 @@ import (
 type Gemm struct {
 	kern    kernel
 	threads int
-	bufsA   sync.Pool // *[]float32: packed blocks of A, one per worker
-	bufsB   sync.Pool // *[]float32: packed blocks of B, one per call
+	bufsA   freeList // packed blocks of A, one per worker
+	bufsB   freeList // packed blocks of B, one per call
 	// directPanels is the most B panels for which the kernel reads A unpacked.
 	directPanels int
 }
@@ -152,8 +152,8 @@ func (g *Gemm) one(threads int, transA, transB bool, m, n, k int, alpha float32,
 	mr, nr := kr.mr, kr.nr
 	kc0, mc0, nc0 := kr.kc, kr.mc, kr.nc
 
-	bpBuf := getBuf(&g.bufsB, min(kc0, k)*roundUp(min(nc0, n), nr))
-	defer g.bufsB.Put(bpBuf)
+	bpBuf := g.bufsB.get(min(kc0, k) * roundUp(min(nc0, n), nr))
+	defer g.bufsB.put(bpBuf)
 	bp := *bpBuf
 
 	for jc := 0; jc < n; jc += nc0 {
@@ -195,8 +195,8 @@ func (g *Gemm) macro(transA bool, m, kc int, alpha float32, a []float32, lda, pc
 	// few (LoRA's rank-r products, matrix-vector-like shapes) the kernel
 	// reads A where it lies, and only a ragged last panel is packed.
 	direct := !transA && kr.rowA != nil && j1-j0 <= g.directPanels
-	apBuf := getBuf(&g.bufsA, roundUp(min(mc0, i1-i0), mr)*kc+mr*nr)
-	defer g.bufsA.Put(apBuf)
+	apBuf := g.bufsA.get(roundUp(min(mc0, i1-i0), mr)*kc + mr*nr)
+	defer g.bufsA.put(apBuf)
 	ap := (*apBuf)[:len(*apBuf)-mr*nr]
 	tmp := (*apBuf)[len(*apBuf)-mr*nr:]
 	for ic := i0; ic < i1; ic += mc0 {
@@ -364,15 +364,52 @@ func parallelFor(t, n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// getBuf returns a buffer of n floats from pool, or a new one.
-func getBuf(pool *sync.Pool, n int) *[]float32 {
-	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
+// freeList keeps packing buffers for reuse. Unlike a sync.Pool it never
+// drops them (a pool is emptied by every garbage collection, and a goroutine
+// on another P may miss a pooled buffer), so a steady stream of products
+// allocates nothing. What it holds is bounded by the cache blocks: at most
+// maxFree buffers of at most kc*nc floats.
+type freeList struct {
+	mu   sync.Mutex
+	bufs []*[]float32
+}
+
+const maxFree = 8
+
+// get returns a buffer of n floats, reused when one is large enough.
+func (f *freeList) get(n int) *[]float32 {
+	f.mu.Lock()
+	for i, p := range f.bufs {
+		if cap(*p) >= n {
+			last := len(f.bufs) - 1
+			f.bufs[i] = f.bufs[last]
+			f.bufs = f.bufs[:last]
+			f.mu.Unlock()
+			*p = (*p)[:n]
+			return p
+		}
 	}
+	f.mu.Unlock()
 	// Round up so that a buffer can serve later, slightly larger requests.
 	s := make([]float32, n, roundUp(n, 1024))
 	return &s
+}
+
+// put returns a buffer for reuse.
+func (f *freeList) put(p *[]float32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.bufs) < maxFree {
+		f.bufs = append(f.bufs, p)
+		return
+	}
+	// Full: keep the larger buffers.
+	for i, q := range f.bufs {
+		if cap(*q) < cap(*p) {
+			f.bufs[i] = p
+			return
+		}
+	}
 }
 
 // from returns s[off:], or an empty slice where off is past the end (an
