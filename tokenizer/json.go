@@ -64,6 +64,38 @@ func strict(r json.RawMessage, v any) error {
 	return d.Decode(v)
 }
 
+// parseSequence parses a Sequence component, {"type": "Sequence", field:
+// [...]}, reading each element with parse.
+func parseSequence[T any](r json.RawMessage, field string, parse func(json.RawMessage) (T, error)) ([]T, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(r, &v); err != nil {
+		return nil, fmt.Errorf("Sequence: %w", err)
+	}
+	for k := range v {
+		if k != "type" && k != field {
+			return nil, fmt.Errorf("Sequence: json: unknown field %q", k)
+		}
+	}
+	var elems []json.RawMessage
+	if raw, ok := v[field]; ok {
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			return nil, fmt.Errorf("Sequence: %w", err)
+		}
+	}
+	if elems == nil {
+		return nil, fmt.Errorf("Sequence: missing %q", field)
+	}
+	seq := make([]T, 0, len(elems))
+	for i, x := range elems {
+		e, err := parse(x)
+		if err != nil {
+			return nil, fmt.Errorf("Sequence.%s[%d]: %w", field, i, err)
+		}
+		seq = append(seq, e)
+	}
+	return seq, nil
+}
+
 // patternJSON is {"String": "..."} or {"Regex": "..."}.
 type patternJSON struct {
 	String *string `json:"String"`
@@ -97,25 +129,11 @@ func parseNormalizer(r json.RawMessage) (Normalizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var v struct {
-			Type        string            `json:"type"`
-			Normalizers []json.RawMessage `json:"normalizers"`
+		ns, err := parseSequence(r, "normalizers", parseNormalizer)
+		if err != nil {
+			return nil, err
 		}
-		if err := strict(r, &v); err != nil {
-			return nil, fmt.Errorf("Sequence: %w", err)
-		}
-		if v.Normalizers == nil {
-			return nil, fmt.Errorf("Sequence: missing \"normalizers\"")
-		}
-		seq := make(seqNormalizer, 0, len(v.Normalizers))
-		for i, x := range v.Normalizers {
-			n, err := parseNormalizer(x)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence.normalizers[%d]: %w", i, err)
-			}
-			seq = append(seq, n)
-		}
-		return seq, nil
+		return seqNormalizer(ns), nil
 	case "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents":
 		var v struct {
 			Type string `json:"type"`
@@ -197,25 +215,11 @@ func parsePreTokenizer(r json.RawMessage) (PreTokenizer, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var v struct {
-			Type          string            `json:"type"`
-			PreTokenizers []json.RawMessage `json:"pretokenizers"`
+		ps, err := parseSequence(r, "pretokenizers", parsePreTokenizer)
+		if err != nil {
+			return nil, err
 		}
-		if err := strict(r, &v); err != nil {
-			return nil, fmt.Errorf("Sequence: %w", err)
-		}
-		if v.PreTokenizers == nil {
-			return nil, fmt.Errorf("Sequence: missing \"pretokenizers\"")
-		}
-		seq := make(seqPreTokenizer, 0, len(v.PreTokenizers))
-		for i, x := range v.PreTokenizers {
-			p, err := parsePreTokenizer(x)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence.pretokenizers[%d]: %w", i, err)
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		return seqPreTokenizer(ps), nil
 	case "ByteLevel":
 		v, err := parseByteLevel(r)
 		if err != nil {
@@ -328,25 +332,11 @@ func parsePostProcessor(r json.RawMessage) (PostProcessor, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var v struct {
-			Type       string            `json:"type"`
-			Processors []json.RawMessage `json:"processors"`
+		ps, err := parseSequence(r, "processors", parsePostProcessor)
+		if err != nil {
+			return nil, err
 		}
-		if err := strict(r, &v); err != nil {
-			return nil, fmt.Errorf("Sequence: %w", err)
-		}
-		if v.Processors == nil {
-			return nil, fmt.Errorf("Sequence: missing \"processors\"")
-		}
-		seq := make(seqProcessor, 0, len(v.Processors))
-		for i, x := range v.Processors {
-			p, err := parsePostProcessor(x)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence.processors[%d]: %w", i, err)
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		return seqProcessor(ps), nil
 	case "ByteLevel":
 		v, err := parseByteLevel(r)
 		if err != nil {
@@ -430,25 +420,11 @@ func parseDecoder(r json.RawMessage) (Decoder, error) {
 	}
 	switch typ {
 	case "Sequence":
-		var v struct {
-			Type     string            `json:"type"`
-			Decoders []json.RawMessage `json:"decoders"`
+		ds, err := parseSequence(r, "decoders", parseDecoder)
+		if err != nil {
+			return nil, err
 		}
-		if err := strict(r, &v); err != nil {
-			return nil, fmt.Errorf("Sequence: %w", err)
-		}
-		if v.Decoders == nil {
-			return nil, fmt.Errorf("Sequence: missing \"decoders\"")
-		}
-		seq := make(seqDecoder, 0, len(v.Decoders))
-		for i, x := range v.Decoders {
-			d, err := parseDecoder(x)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence.decoders[%d]: %w", i, err)
-			}
-			seq = append(seq, d)
-		}
-		return seq, nil
+		return seqDecoder(ds), nil
 	case "ByteLevel":
 		if _, err := parseByteLevel(r); err != nil {
 			return nil, err
