@@ -30,6 +30,7 @@ type Backend interface {
 	Allocator
 	Copier
 	BLAS
+	Kernels
 	// Synchronize waits until all work issued so far is done and returns the
 	// first error any of it met.
 	Synchronize() error
@@ -67,7 +68,7 @@ type BLAS interface {
 type Gemm struct {
 	TransA, TransB bool
 	M, N, K        int
-	Alpha, Beta    float32
+	Alpha, Beta    float64
 	A, B, C        Matrix
 	// Batch is the number of products; 0 means 1.
 	Batch int

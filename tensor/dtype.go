@@ -24,6 +24,9 @@ const (
 	I32
 	// I64 is a signed 64-bit integer.
 	I64
+	// F64 is IEEE 754 binary64 (float64). whet computes in it to check
+	// gradients against finite differences; models train in F32 or BF16.
+	F64
 )
 
 // Size returns the number of bytes one element of d occupies, or 0 for
@@ -34,7 +37,7 @@ func (d DType) Size() int {
 		return 4
 	case BF16, F16:
 		return 2
-	case I64:
+	case I64, F64:
 		return 8
 	}
 	return 0
@@ -56,18 +59,20 @@ func (d DType) String() string {
 		return "i32"
 	case I64:
 		return "i64"
+	case F64:
+		return "f64"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
 
-// IsFloat reports whether d is a floating-point type (F32, BF16 or F16).
+// IsFloat reports whether d is a floating-point type (F32, BF16, F16 or F64).
 func (d DType) IsFloat() bool {
-	return d == F32 || d == BF16 || d == F16
+	return d == F32 || d == BF16 || d == F16 || d == F64
 }
 
 // ParseDType parses a dtype name. It accepts the lowercase names produced
 // by String ("f32", "bf16", ...), the safetensors header spellings ("F32",
-// "BF16", "F16", "I32", "I64") and the torch_dtype names used in Hugging
+// "BF16", "F16", "I32", "I64", "F64") and the torch_dtype names used in Hugging
 // Face config.json files ("float32", "bfloat16", "float16", "int32",
 // "int64"). Matching is exact; any other string yields Invalid and an
 // error.
@@ -83,6 +88,8 @@ func ParseDType(s string) (DType, error) {
 		return I32, nil
 	case "i64", "I64", "int64":
 		return I64, nil
+	case "f64", "F64", "float64":
+		return F64, nil
 	}
 	return Invalid, fmt.Errorf("tensor: unknown dtype %q", s)
 }

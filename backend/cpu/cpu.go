@@ -74,6 +74,7 @@ func init() {
 type Backend struct {
 	threads int
 	gemm    *gemm.Gemm
+	serial  *gemm.Gemm    // one goroutine: for products inside parallel kernels
 	blas    *openblas.Lib // nil when GEMM runs in Go
 	note    string        // why OpenBLAS is not in use, for Describe
 }
@@ -88,7 +89,11 @@ func New(opt Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvKernel, err)
 	}
-	b := &Backend{threads: threads, gemm: g}
+	serial, err := gemm.New(opt.Kernel, 1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvKernel, err)
+	}
+	b := &Backend{threads: threads, gemm: g, serial: serial}
 	switch opt.BLAS {
 	case "", BLASAuto:
 		lib, err := openblas.Load()
@@ -237,10 +242,18 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 	return nil
 }
 
-// Gemm computes C = Alpha*op(A)*op(B) + Beta*C on F32 tensors.
+// Gemm computes C = Alpha*op(A)*op(B) + Beta*C on F32 tensors, or on F64
+// tensors (all three of one dtype). F64 products run in a plain parallel Go
+// loop: whet uses them to check gradients, not to train.
 func (b *Backend) Gemm(g *backend.Gemm) error {
-	if err := g.Validate(tensor.F32); err != nil {
+	if err := g.Validate(tensor.F32, tensor.F64); err != nil {
 		return err
+	}
+	if g.A.T.DType() != g.C.T.DType() || g.B.T.DType() != g.C.T.DType() {
+		return fmt.Errorf("gemm: operands %v, %v and %v differ in dtype", g.A.T, g.B.T, g.C.T)
+	}
+	if g.C.T.DType() == tensor.F64 {
+		return b.dgemm(g)
 	}
 	var ops [3][]float32
 	for i, m := range []backend.Matrix{g.A, g.B, g.C} {
@@ -251,19 +264,20 @@ func (b *Backend) Gemm(g *backend.Gemm) error {
 		ops[i] = s[m.Offset:]
 	}
 	a, bm, c := ops[0], ops[1], ops[2]
+	alpha, beta := float32(g.Alpha), float32(g.Beta)
 	batch := g.BatchCount()
 	// Degenerate products, and sizes past OpenBLAS's 32-bit integers, run in Go.
 	if b.blas == nil || g.M == 0 || g.N == 0 || g.K == 0 || max(g.M, g.N, g.K, g.A.LD, g.B.LD, g.C.LD) > math.MaxInt32 {
-		return b.gemm.SgemmStrided(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha,
-			a, g.A.LD, g.A.Stride, bm, g.B.LD, g.B.Stride, g.Beta, c, g.C.LD, g.C.Stride, batch)
+		return b.gemm.SgemmStrided(g.TransA, g.TransB, g.M, g.N, g.K, alpha,
+			a, g.A.LD, g.A.Stride, bm, g.B.LD, g.B.Stride, beta, c, g.C.LD, g.C.Stride, batch)
 	}
 	if err := gemm.Check(g.TransA, g.TransB, g.M, g.N, g.K, len(a), g.A.LD, g.A.Stride,
 		len(bm), g.B.LD, g.B.Stride, len(c), g.C.LD, g.C.Stride, batch); err != nil {
 		return err
 	}
 	for i := 0; i < batch; i++ {
-		b.blas.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, &a[i*g.A.Stride], g.A.LD,
-			&bm[i*g.B.Stride], g.B.LD, g.Beta, &c[i*g.C.Stride], g.C.LD)
+		b.blas.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, alpha, &a[i*g.A.Stride], g.A.LD,
+			&bm[i*g.B.Stride], g.B.LD, beta, &c[i*g.C.Stride], g.C.LD)
 	}
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(bm)

@@ -51,7 +51,7 @@ func viaBackend(b *Backend) gemmtest.Func {
 		if err != nil {
 			return err
 		}
-		err = b.Gemm(&backend.Gemm{TransA: transA, TransB: transB, M: m, N: n, K: k, Alpha: alpha, Beta: beta,
+		err = b.Gemm(&backend.Gemm{TransA: transA, TransB: transB, M: m, N: n, K: k, Alpha: float64(alpha), Beta: float64(beta),
 			A: backend.Matrix{T: ta, Offset: off, LD: lda}, B: backend.Matrix{T: tb, Offset: off, LD: ldb}, C: backend.Matrix{T: tc, Offset: off, LD: ldc}})
 		if err != nil {
 			return err
