@@ -186,8 +186,8 @@ func TestConfigDefaultsAndPrecedence(t *testing.T) {
 				t.Errorf("DType = %q", c.DType)
 			}
 		}},
-		{"float64 is known but not a tensor dtype", obj{"torch_dtype": "float64"}, func(t *testing.T, c *Config) {
-			if c.DType != "float64" || c.TensorDType() != tensor.Invalid {
+		{"float64", obj{"torch_dtype": "float64"}, func(t *testing.T, c *Config) {
+			if c.DType != "float64" || c.TensorDType() != tensor.F64 {
 				t.Errorf("DType = %q, TensorDType = %v", c.DType, c.TensorDType())
 			}
 		}},

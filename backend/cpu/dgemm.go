@@ -86,9 +86,11 @@ func gemmSerial[T Float](b *Backend, transA, transB bool, m, n, k int, alpha T, 
 		for i := 0; i < m; i++ {
 			clear(row)
 			for p := 0; p < k; p++ {
-				av := a[i*lda+p]
+				var av float64
 				if transA {
 					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
 				}
 				if transB {
 					for j := range row {

@@ -79,3 +79,25 @@ func BenchmarkExpf(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(xs)), "ns/exp")
 	})
 }
+
+// TestRowMaxSum checks the vector max and float64 sum (where the CPU has
+// them) against plain loops, at lengths around the vector width.
+func TestRowMaxSum(t *testing.T) {
+	for n := 1; n < 70; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i*7+n))) * 1e3
+		}
+		want, sum := float32(math.Inf(-1)), 0.0
+		for _, v := range x {
+			want = max(want, v)
+			sum += float64(v)
+		}
+		if got := rowMax(x); got != want {
+			t.Errorf("rowMax of %d: %g, want %g", n, got, want)
+		}
+		if got := sumF64(x); math.Abs(got-sum) > 1e-9*math.Abs(sum)+1e-9 {
+			t.Errorf("sumF64 of %d: %g, want %g", n, got, sum)
+		}
+	}
+}
