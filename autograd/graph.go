@@ -125,6 +125,11 @@ func (g *Graph) fail(op string, err error) *Var {
 	return g.dead
 }
 
+// Fail records err as the graph's error, as if an op had failed, so that
+// code built on the ops (a model's loss) reports its own failures the same
+// way. It returns a placeholder Var.
+func (g *Graph) Fail(err error) *Var { return g.fail("model", err) }
+
 // ok reports whether ops may run: no earlier error, and every input present.
 func (g *Graph) ok(op string, vs ...*Var) bool {
 	if g.err != nil {

@@ -1,0 +1,185 @@
+package models
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/whet-ai/whet/autograd"
+	"github.com/whet-ai/whet/backend"
+	"github.com/whet-ai/whet/formats/gguf"
+	"github.com/whet-ai/whet/formats/safetensors"
+	"github.com/whet-ai/whet/hf"
+	"github.com/whet-ai/whet/nn"
+	"github.com/whet-ai/whet/tensor"
+	"github.com/whet-ai/whet/tokenizer"
+)
+
+// Loaded is a model with what came with it.
+type Loaded struct {
+	Model Model
+	// Tokenizer is the model's tokenizer: tokenizer.json of a Hugging Face
+	// directory, or the vocabulary of a GGUF file; nil when there is none.
+	Tokenizer *tokenizer.Tokenizer
+	// Source is the directory or file the weights came from.
+	Source string
+	// Dir is the Hugging Face directory, nil for a GGUF file.
+	Dir *hf.ModelDir
+}
+
+// Load opens a model: a .gguf file, or a Hugging Face directory (a path, or
+// a repo id in the local Hugging Face cache, at revision). Weights keep
+// their stored dtype (F32, BF16 or F16; quantised GGUF tensors are
+// dequantised to F32) and are frozen: training code makes the ones it trains
+// into parameters.
+func Load(b backend.Backend, model, revision string) (*Loaded, error) {
+	if strings.HasSuffix(strings.ToLower(model), ".gguf") {
+		return LoadGGUF(b, model)
+	}
+	dir, err := hf.Resolve(model, revision)
+	if err != nil {
+		return nil, err
+	}
+	return LoadDir(b, dir)
+}
+
+// LoadDir loads a model from a Hugging Face directory.
+func LoadDir(b backend.Backend, dir *hf.ModelDir) (*Loaded, error) {
+	cfg, err := dir.Config()
+	if err != nil {
+		return nil, err
+	}
+	m, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir.Path(), err)
+	}
+	w, err := dir.Weights()
+	if err != nil {
+		return nil, err
+	}
+	if w.Format == hf.GGUFOnly {
+		if len(w.GGUF) != 1 {
+			return nil, fmt.Errorf("%s: no safetensors, and %d GGUF files; name the one to load", dir.Path(), len(w.GGUF))
+		}
+		return LoadGGUF(b, w.GGUF[0])
+	}
+	st, err := safetensors.OpenDir(dir.Path())
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	err = loadWeights(b, m, st.Path(), func(name string) (tensor.DType, []int, []byte, bool, error) {
+		info, ok := st.Info(name)
+		if !ok {
+			return 0, nil, nil, false, nil
+		}
+		dt, ok := info.DType.TensorDType()
+		if !ok || !dt.IsFloat() {
+			return 0, nil, nil, true, fmt.Errorf("tensor %s is %v, want a float dtype", name, info.DType)
+		}
+		raw, err := st.Raw(name)
+		return dt, info.Shape, raw, true, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &Loaded{Model: m, Source: dir.Path(), Dir: dir}
+	if tf, err := dir.TokenizerFiles(); err == nil && tf.TokenizerJSON != "" {
+		if l.Tokenizer, err = tokenizer.Load(tf.TokenizerJSON); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// LoadGGUF loads a model from a GGUF file. Llama-type architectures store q
+// and k in the interleaved RoPE layout; the model then rotates interleaved
+// pairs instead of permuting the weights.
+func LoadGGUF(b backend.Backend, path string) (*Loaded, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg, err := GGUFConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	arch, _ := f.String("general.architecture")
+	if l, ok := m.(*Llama); ok {
+		l.SetInterleavedRoPE(GGUFRopeInterleaved(arch))
+	}
+	byHF := map[string]gguf.TensorInfo{}
+	for _, t := range f.Tensors() {
+		if name, ok := GGUFTensorName(t.Name); ok {
+			byHF[name] = t
+		}
+	}
+	err = loadWeights(b, m, path, func(name string) (tensor.DType, []int, []byte, bool, error) {
+		t, ok := byHF[name]
+		if !ok {
+			return 0, nil, nil, false, nil
+		}
+		switch t.Type {
+		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16:
+			dt := map[gguf.GGMLType]tensor.DType{gguf.TypeF32: tensor.F32, gguf.TypeF16: tensor.F16, gguf.TypeBF16: tensor.BF16}[t.Type]
+			raw, err := f.Raw(t.Name)
+			return dt, t.Shape, raw, true, err
+		}
+		vals, err := f.Float32(t.Name)
+		return tensor.F32, t.Shape, backend.Float32Bytes(vals), true, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer: %w", path, err)
+	}
+	return &Loaded{Model: m, Tokenizer: tok, Source: path}, nil
+}
+
+// tensorSource finds a checkpoint tensor by Hugging Face name: its dtype,
+// shape and raw little-endian bytes, and whether it exists.
+type tensorSource func(name string) (tensor.DType, []int, []byte, bool, error)
+
+// shaper is implemented by models that know each weight's shape.
+type shaper interface {
+	WeightShape(name string) ([]int, bool)
+}
+
+// loadWeights fills every weight of m from src, as frozen leaves. A missing
+// weight that is not optional, or one whose shape differs from the config's,
+// is an error naming the tensor and the file.
+func loadWeights(b backend.Backend, m Model, file string, src tensorSource) error {
+	for _, p := range nn.Params(m) {
+		dt, shape, raw, ok, err := src(p.Name)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", file, err)
+		}
+		if !ok {
+			if m.Optional(p.Name) {
+				continue
+			}
+			return fmt.Errorf("load %s: tensor %s is missing", file, p.Name)
+		}
+		if s, ok := m.(shaper); ok {
+			if want, ok := s.WeightShape(p.Name); ok && !slices.Equal(want, shape) {
+				return fmt.Errorf("load %s: tensor %s has shape %v, the config says %v", file, p.Name, shape, want)
+			}
+		}
+		t, err := b.Alloc(dt, shape...)
+		if err != nil {
+			return fmt.Errorf("load %s: tensor %s: %w", file, p.Name, err)
+		}
+		if err := b.CopyFromHost(t, raw); err != nil {
+			return fmt.Errorf("load %s: tensor %s: %w", file, p.Name, err)
+		}
+		*p.Var = autograd.Const(p.Name, t)
+	}
+	return nil
+}
