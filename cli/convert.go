@@ -95,7 +95,7 @@ func runConvert(env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "  %s\n", p)
 	}
 	for _, s := range res.skipped {
-		fmt.Fprintf(env.Stdout, "  left out %s (config.json holds what it carries)\n", s)
+		fmt.Fprintf(env.Stdout, "  left out %s (config.json says what it held)\n", s)
 	}
 	return nil
 }

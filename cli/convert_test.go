@@ -29,7 +29,7 @@ func needStories(t *testing.T) {
 	}
 }
 
-func openGGUF(t *testing.T, path string) *gguf.File {
+func openConvertGGUF(t *testing.T, path string) *gguf.File {
 	t.Helper()
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -50,7 +50,7 @@ func convertTo(t *testing.T, model string, args ...string) string {
 	return dir
 }
 
-func readJSON(t *testing.T, path string) map[string]any {
+func readConvertJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -75,7 +75,7 @@ var convertSentences = []string{
 func TestConvertStories(t *testing.T) {
 	needStories(t)
 	dir := convertTo(t, stories)
-	f := openGGUF(t, stories)
+	f := openConvertGGUF(t, stories)
 
 	// config.json
 	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
@@ -175,7 +175,7 @@ func TestConvertStories(t *testing.T) {
 	}
 
 	// tokenizer_config.json
-	tc := readJSON(t, filepath.Join(dir, "tokenizer_config.json"))
+	tc := readConvertJSON(t, filepath.Join(dir, "tokenizer_config.json"))
 	for k, want := range map[string]any{
 		"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
 		"model_max_length": 2048.0, "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false,
@@ -191,7 +191,7 @@ func TestConvertStories(t *testing.T) {
 		t.Errorf("added_tokens_decoder = %v, want <unk>, <s>, </s>", tc["added_tokens_decoder"])
 	}
 
-	checkWithHFTokenizers(t, filepath.Join(dir, "tokenizer.json"), hfTok)
+	t.Run("HFTokenizers", func(t *testing.T) { checkWithHFTokenizers(t, filepath.Join(dir, "tokenizer.json"), hfTok) })
 }
 
 // TestConvertStoriesGenerates runs the converted checkpoint through a
@@ -225,7 +225,7 @@ func TestConvertStoriesGenerates(t *testing.T) {
 	ids := []int{1}
 	for range 40 {
 		logits := m.forward(ids)
-		ids = append(ids, argmax(logits))
+		ids = append(ids, refArgmax(logits))
 	}
 	got := tok.Decode(ids[1:], true)
 	const want = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, r"
@@ -253,7 +253,7 @@ func loadRefLlama(t *testing.T, ck *safetensors.Sharded, cfg *hf.Config) *refLla
 	return m
 }
 
-func matVec(w []float32, x []float64) []float64 {
+func refMatVec(w []float32, x []float64) []float64 {
 	cols := len(x)
 	out := make([]float64, len(w)/cols)
 	for r := range out {
@@ -266,7 +266,7 @@ func matVec(w []float32, x []float64) []float64 {
 	return out
 }
 
-func rmsNorm(x []float64, w []float32, eps float64) []float64 {
+func refRMSNorm(x []float64, w []float32, eps float64) []float64 {
 	ss := 0.0
 	for _, v := range x {
 		ss += v * v
@@ -279,9 +279,9 @@ func rmsNorm(x []float64, w []float32, eps float64) []float64 {
 	return out
 }
 
-// ropeHalfSplit rotates the pairs (i, i+d/2) of one head, as Hugging
+// refRopeHalfSplit rotates the pairs (i, i+d/2) of one head, as Hugging
 // Face's rotate_half does.
-func ropeHalfSplit(x []float64, pos int, theta float64) {
+func refRopeHalfSplit(x []float64, pos int, theta float64) {
 	d := len(x)
 	for i := range d / 2 {
 		s, c := math.Sincos(float64(pos) * math.Pow(theta, -float64(2*i)/float64(d)))
@@ -307,13 +307,13 @@ func (m *refLlama) forward(ids []int) []float64 {
 		pre := fmt.Sprintf("model.layers.%d.", l)
 		qs, ks, vs := make([][]float64, len(ids)), make([][]float64, len(ids)), make([][]float64, len(ids))
 		for p := range ids {
-			h := rmsNorm(xs[p], m.w[pre+"input_layernorm.weight"], c.RMSNormEps)
-			qs[p], ks[p], vs[p] = matVec(m.w[pre+"self_attn.q_proj.weight"], h), matVec(m.w[pre+"self_attn.k_proj.weight"], h), matVec(m.w[pre+"self_attn.v_proj.weight"], h)
+			h := refRMSNorm(xs[p], m.w[pre+"input_layernorm.weight"], c.RMSNormEps)
+			qs[p], ks[p], vs[p] = refMatVec(m.w[pre+"self_attn.q_proj.weight"], h), refMatVec(m.w[pre+"self_attn.k_proj.weight"], h), refMatVec(m.w[pre+"self_attn.v_proj.weight"], h)
 			for hh := range nh {
-				ropeHalfSplit(qs[p][hh*hd:(hh+1)*hd], p, c.RopeTheta)
+				refRopeHalfSplit(qs[p][hh*hd:(hh+1)*hd], p, c.RopeTheta)
 			}
 			for hh := range nkv {
-				ropeHalfSplit(ks[p][hh*hd:(hh+1)*hd], p, c.RopeTheta)
+				refRopeHalfSplit(ks[p][hh*hd:(hh+1)*hd], p, c.RopeTheta)
 			}
 		}
 		for p := range ids {
@@ -341,30 +341,30 @@ func (m *refLlama) forward(ids []int) []float64 {
 					}
 				}
 			}
-			o := matVec(m.w[pre+"self_attn.o_proj.weight"], att)
+			o := refMatVec(m.w[pre+"self_attn.o_proj.weight"], att)
 			for i := range o {
 				xs[p][i] += o[i]
 			}
-			h := rmsNorm(xs[p], m.w[pre+"post_attention_layernorm.weight"], c.RMSNormEps)
-			gate, up := matVec(m.w[pre+"mlp.gate_proj.weight"], h), matVec(m.w[pre+"mlp.up_proj.weight"], h)
+			h := refRMSNorm(xs[p], m.w[pre+"post_attention_layernorm.weight"], c.RMSNormEps)
+			gate, up := refMatVec(m.w[pre+"mlp.gate_proj.weight"], h), refMatVec(m.w[pre+"mlp.up_proj.weight"], h)
 			for i := range gate {
 				gate[i] = gate[i] / (1 + math.Exp(-gate[i])) * up[i]
 			}
-			d := matVec(m.w[pre+"mlp.down_proj.weight"], gate)
+			d := refMatVec(m.w[pre+"mlp.down_proj.weight"], gate)
 			for i := range d {
 				xs[p][i] += d[i]
 			}
 		}
 	}
-	last := rmsNorm(xs[len(ids)-1], m.w["model.norm.weight"], c.RMSNormEps)
+	last := refRMSNorm(xs[len(ids)-1], m.w["model.norm.weight"], c.RMSNormEps)
 	head := m.w["lm_head.weight"]
 	if c.TieWordEmbeddings {
 		head = m.w["model.embed_tokens.weight"]
 	}
-	return matVec(head, last)
+	return refMatVec(head, last)
 }
 
-func argmax(x []float64) int {
+func refArgmax(x []float64) int {
 	best := 0
 	for i, v := range x {
 		if v > x[best] {
@@ -374,10 +374,10 @@ func argmax(x []float64) int {
 	return best
 }
 
-// testCacheDir is where tokenizer/testdata/oracle/fetch.sh installs the
+// convertTestCache is where tokenizer/testdata/oracle/fetch.sh installs the
 // Hugging Face tokenizers Node binding (as package tokenizer's tests find
 // it): $WHET_TEST_CACHE, else ~/.cache/whet-test.
-func testCacheDir() string {
+func convertTestCache() string {
 	if d := os.Getenv("WHET_TEST_CACHE"); d != "" {
 		return d
 	}
@@ -411,13 +411,11 @@ func checkWithHFTokenizers(t *testing.T, path string, tok *tokenizer.Tokenizer) 
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Log("node is not installed: the check with the Hugging Face tokenizers library is skipped")
-		return
+		t.Skip("node is not installed: the check with the Hugging Face tokenizers library is skipped")
 	}
-	cache := testCacheDir()
+	cache := convertTestCache()
 	if _, err := os.Stat(filepath.Join(cache, "node_modules", "tokenizers", "package.json")); err != nil {
-		t.Logf("the tokenizers Node binding is not installed in %s (tokenizer/testdata/oracle/fetch.sh installs it): the check with the Hugging Face tokenizers library is skipped", cache)
-		return
+		t.Skipf("the tokenizers Node binding is not installed in %s (tokenizer/testdata/oracle/fetch.sh installs it): the check with the Hugging Face tokenizers library is skipped", cache)
 	}
 	tmp := t.TempDir()
 	script, strs := filepath.Join(tmp, "encode.js"), filepath.Join(tmp, "strings.json")
@@ -461,8 +459,8 @@ func checkWithHFTokenizers(t *testing.T, path string, tok *tokenizer.Tokenizer) 
 func TestConvertShardedBF16(t *testing.T) {
 	needStories(t)
 	dir := convertTo(t, stories, "--dtype", "bf16", "--shard-size", "200KB")
-	f := openGGUF(t, stories)
-	idx := readJSON(t, filepath.Join(dir, "model.safetensors.index.json"))
+	f := openConvertGGUF(t, stories)
+	idx := readConvertJSON(t, filepath.Join(dir, "model.safetensors.index.json"))
 	wm, _ := idx["weight_map"].(map[string]any)
 	if len(wm) != 48 {
 		t.Fatalf("index weight_map has %d tensors, want 48", len(wm))
@@ -497,7 +495,7 @@ func TestConvertShardedBF16(t *testing.T) {
 	if info, _ := ck.Info("model.layers.4.self_attn.k_proj.weight"); info.DType != safetensors.BF16 || !slices.Equal(got, want) {
 		t.Errorf("k_proj: %v, values differ from the GGUF tensor rounded to bf16", info.DType)
 	}
-	if c := readJSON(t, filepath.Join(dir, "config.json")); c["torch_dtype"] != "bfloat16" {
+	if c := readConvertJSON(t, filepath.Join(dir, "config.json")); c["torch_dtype"] != "bfloat16" {
 		t.Errorf("torch_dtype %v, want bfloat16", c["torch_dtype"])
 	}
 
@@ -613,7 +611,7 @@ func qwen2GGUF(t *testing.T) (string, map[string][]float32) {
 func TestConvertQwen2Q8(t *testing.T) {
 	path, held := qwen2GGUF(t)
 	dir := convertTo(t, path)
-	c := readJSON(t, filepath.Join(dir, "config.json"))
+	c := readConvertJSON(t, filepath.Join(dir, "config.json"))
 	for k, want := range map[string]any{
 		"model_type": "qwen2", "tie_word_embeddings": true, "torch_dtype": "float32", "vocab_size": 8.0,
 		"num_key_value_heads": 2.0, "rope_theta": 1e6, "eos_token_id": 7.0, "bos_token_id": nil,
@@ -650,7 +648,7 @@ func TestConvertQwen2Q8(t *testing.T) {
 			t.Errorf("%s differs from the dequantised %s", hfName, src)
 		}
 	}
-	tc := readJSON(t, filepath.Join(dir, "tokenizer_config.json"))
+	tc := readConvertJSON(t, filepath.Join(dir, "tokenizer_config.json"))
 	if tc["add_bos_token"] != false || tc["eos_token"] != "<|im_end|>" || tc["pad_token"] != "<|endoftext|>" || tc["bos_token"] != nil ||
 		!strings.Contains(fmt.Sprint(tc["chat_template"]), "<|im_start|>") || tc["model_max_length"] != 32768.0 {
 		t.Errorf("tokenizer_config.json: %v", tc)
@@ -662,6 +660,7 @@ func TestConvertQwen2Q8(t *testing.T) {
 	if ids := tok.Encode("ab a<|im_end|>", true); !slices.Equal(ids, []int{2, 4, 7}) {
 		t.Errorf("Encode = %v, want [2 4 7]", ids)
 	}
+	t.Run("HFTokenizers", func(t *testing.T) { checkWithHFTokenizers(t, filepath.Join(dir, "tokenizer.json"), tok) })
 }
 
 func TestConvertErrors(t *testing.T) {

@@ -158,7 +158,7 @@ func GGUFTensorName(name string) (hfName string, ok bool) {
 		return "", false
 	}
 	layer, rest, found := strings.Cut(rest, ".")
-	if !found || !canonicalIndex(layer) {
+	if !found || !ggufCanonicalIndex(layer) {
 		return "", false
 	}
 	base, kind, found := strings.Cut(rest, ".")
@@ -172,9 +172,9 @@ func GGUFTensorName(name string) (hfName string, ok bool) {
 	return "model.layers." + layer + "." + t.hf + "." + kind, true
 }
 
-// canonicalIndex reports whether s is a layer number as written: decimal
+// ggufCanonicalIndex reports whether s is a layer number as written: decimal
 // digits without leading zeros.
-func canonicalIndex(s string) bool {
+func ggufCanonicalIndex(s string) bool {
 	if s == "" || len(s) > 9 || (s[0] == '0' && len(s) > 1) {
 		return false
 	}
@@ -200,7 +200,7 @@ func ggufSkipped(name string) bool {
 		return false
 	}
 	layer, rest, ok := strings.Cut(rest, ".")
-	return ok && canonicalIndex(layer) && (rest == "attn_rot_embd" || rest == "attn_rot_embd.weight")
+	return ok && ggufCanonicalIndex(layer) && (rest == "attn_rot_embd" || rest == "attn_rot_embd.weight")
 }
 
 // GGUF metadata keys outside an architecture's namespace.
@@ -297,17 +297,17 @@ func (m *ggufModel) intKey(f *gguf.File, suffix string, required bool) (int, boo
 	return x, true, nil
 }
 
-// floatKey reads a float (or integer) value. FLOAT32 values are returned
+// ggufFloat reads a float (or integer) value. FLOAT32 values are returned
 // as the shortest decimal that reads back as the same float32, so that a
 // stored 1e-5 is 1e-05 in config.json and not 9.999999747378752e-06.
-func floatKey(f *gguf.File, key string) (float64, bool, error) {
+func ggufFloat(f *gguf.File, key string) (float64, bool, error) {
 	v, ok := f.Get(key)
 	if !ok {
 		return 0, false, nil
 	}
 	if x, ok := v.AsFloat(); ok {
 		if v.Type() == gguf.TypeFloat32 {
-			x = shortF32(float32(x))
+			x = ggufShortF32(float32(x))
 		}
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return 0, false, fmt.Errorf("models: gguf %s: metadata key %q is %v", f.Name(), key, x)
@@ -320,16 +320,16 @@ func floatKey(f *gguf.File, key string) (float64, bool, error) {
 	return 0, false, fmt.Errorf("models: gguf %s: metadata key %q is %v, want a number", f.Name(), key, v)
 }
 
-// shortF32 returns the float64 of the shortest decimal that rounds to x
+// ggufShortF32 returns the float64 of the shortest decimal that rounds to x
 // as a float32.
-func shortF32(x float32) float64 {
+func ggufShortF32(x float32) float64 {
 	y, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
 	return y
 }
 
-// tokenID reads an optional token id; a negative id or one outside the
+// ggufTokenID reads an optional token id; a negative id or one outside the
 // vocabulary (writers use 0xFFFFFFFF for none) is no id.
-func tokenID(f *gguf.File, key string, ntokens int, def int) (*int, error) {
+func ggufTokenID(f *gguf.File, key string, ntokens int, def int) (*int, error) {
 	v, ok := f.Get(key)
 	if !ok {
 		if def >= 0 && def < ntokens {
@@ -431,14 +431,14 @@ func readGGUFModel(f *gguf.File) (*ggufModel, error) {
 	}
 
 	epsKey := m.key("attention.layer_norm_rms_epsilon")
-	if m.eps, has, err = floatKey(f, epsKey); err != nil {
+	if m.eps, has, err = ggufFloat(f, epsKey); err != nil {
 		return nil, err
 	} else if !has {
 		return nil, m.errorf("metadata key %q is missing", epsKey)
 	} else if !(m.eps > 0) {
 		return nil, m.errorf("metadata key %q is %v, want a positive number", epsKey, m.eps)
 	}
-	if m.theta, has, err = floatKey(f, m.key("rope.freq_base")); err != nil {
+	if m.theta, has, err = ggufFloat(f, m.key("rope.freq_base")); err != nil {
 		return nil, err
 	} else if !has {
 		m.theta = 10000 // llama.cpp's default
@@ -470,7 +470,7 @@ func readGGUFModel(f *gguf.File) (*ggufModel, error) {
 		m.tie = true
 	}
 	for _, t := range f.Tensors() {
-		base, kind, ok := layerTensor(t.Name)
+		base, kind, ok := ggufLayerTensor(t.Name)
 		if !ok || kind != "bias" {
 			continue
 		}
@@ -488,10 +488,10 @@ func readGGUFModel(f *gguf.File) (*ggufModel, error) {
 	if s, err := f.String(ggufKeyTokModel); err == nil && s == "llama" {
 		defBOS, defEOS = 1, 2
 	}
-	if m.bos, err = tokenID(f, ggufKeyBOS, ntokens, defBOS); err != nil {
+	if m.bos, err = ggufTokenID(f, ggufKeyBOS, ntokens, defBOS); err != nil {
 		return nil, err
 	}
-	if m.eos, err = tokenID(f, ggufKeyEOS, ntokens, defEOS); err != nil {
+	if m.eos, err = ggufTokenID(f, ggufKeyEOS, ntokens, defEOS); err != nil {
 		return nil, err
 	}
 
@@ -501,14 +501,14 @@ func readGGUFModel(f *gguf.File) (*ggufModel, error) {
 	return m, nil
 }
 
-// layerTensor splits a per-layer GGUF tensor name "blk.N.base.kind".
-func layerTensor(name string) (base, kind string, ok bool) {
+// ggufLayerTensor splits a per-layer GGUF tensor name "blk.N.base.kind".
+func ggufLayerTensor(name string) (base, kind string, ok bool) {
 	rest, ok := strings.CutPrefix(name, "blk.")
 	if !ok {
 		return "", "", false
 	}
 	layer, rest, ok := strings.Cut(rest, ".")
-	if !ok || !canonicalIndex(layer) {
+	if !ok || !ggufCanonicalIndex(layer) {
 		return "", "", false
 	}
 	return strings.Cut(rest, ".")
@@ -528,19 +528,19 @@ func (m *ggufModel) readRope(f *gguf.File) error {
 		}
 		typ = s
 	}
-	factor, hasFactor, err := floatKey(f, m.key("rope.scaling.factor"))
+	factor, hasFactor, err := ggufFloat(f, m.key("rope.scaling.factor"))
 	if err != nil {
 		return err
 	}
 	if !hasFactor {
-		if factor, hasFactor, err = floatKey(f, m.key("rope.scale_linear")); err != nil {
+		if factor, hasFactor, err = ggufFloat(f, m.key("rope.scale_linear")); err != nil {
 			return err
 		}
 	}
 	if typ == "" && hasFactor && factor != 0 && factor != 1 {
 		typ = "linear" // llama.cpp's default type
 	}
-	if attn, ok, err := floatKey(f, m.key("rope.scaling.attn_factor")); err != nil {
+	if attn, ok, err := ggufFloat(f, m.key("rope.scaling.attn_factor")); err != nil {
 		return err
 	} else if ok && attn != 1 && typ != "" && typ != "none" {
 		return m.errorf("RoPE attention factor %v (%s) has no Hugging Face equivalent", attn, m.key("rope.scaling.attn_factor"))
@@ -576,7 +576,7 @@ func (m *ggufModel) readRope(f *gguf.File) error {
 			{"rope.scaling.yarn_beta_fast", "beta_fast"},
 			{"rope.scaling.yarn_beta_slow", "beta_slow"},
 		} {
-			if x, ok, err := floatKey(f, m.key(k.gguf)); err != nil {
+			if x, ok, err := ggufFloat(f, m.key(k.gguf)); err != nil {
 				return err
 			} else if ok {
 				m.rope[k.hf] = pyFloat(x)
@@ -622,7 +622,7 @@ func (m *ggufModel) readLlama3Rope(f *gguf.File) error {
 		}
 		return m.errorf("rope_freqs.weight holds factors below 1, not Llama 3's RoPE scaling")
 	}
-	factor = shortF32(float32(factor))
+	factor = ggufShortF32(float32(factor))
 	invWave := make([]float64, half) // 1/wavelength = freq/2π
 	for i := range invWave {
 		invWave[i] = math.Pow(m.theta, -float64(2*i)/float64(m.headDim)) / (2 * math.Pi)
@@ -652,7 +652,7 @@ func (m *ggufModel) readLlama3Rope(f *gguf.File) error {
 	}
 	try = append(try, params{1, 4, 8192})
 	for _, p := range try {
-		if llama3Matches(rf, invWave, factor, p.low, p.high, p.orig) {
+		if ggufLlama3Matches(rf, invWave, factor, p.low, p.high, p.orig) {
 			m.rope = map[string]any{
 				"rope_type":                        "llama3",
 				"factor":                           pyFloat(factor),
@@ -666,9 +666,9 @@ func (m *ggufModel) readLlama3Rope(f *gguf.File) error {
 	return m.errorf("rope_freqs.weight does not hold Llama 3's RoPE scaling factors for any parameters tried (factor %v); it has no Hugging Face equivalent", factor)
 }
 
-// llama3Matches reports whether the llama3 RoPE parameters give the
+// ggufLlama3Matches reports whether the llama3 RoPE parameters give the
 // factors rf (to float32 precision).
-func llama3Matches(rf []float32, invWave []float64, factor, low, high, orig float64) bool {
+func ggufLlama3Matches(rf []float32, invWave []float64, factor, low, high, orig float64) bool {
 	if !(high > low) || !(orig > 0) {
 		return false
 	}

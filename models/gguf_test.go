@@ -144,9 +144,9 @@ func TestPermuteQKPanics(t *testing.T) {
 	}
 }
 
-// ropeHalf applies Hugging Face's RoPE (rotate_half: pairs i, i+d/2) to
-// one head in place; ropeInterleaved applies GGUF's (pairs 2i, 2i+1).
-func ropeHalf(x []float64, pos int, theta float64) {
+// ggufRopeHalf applies Hugging Face's RoPE (rotate_half: pairs i, i+d/2) to
+// one head in place; ggufRopeInterleavedRef applies GGUF's (pairs 2i, 2i+1).
+func ggufRopeHalf(x []float64, pos int, theta float64) {
 	d := len(x)
 	for i := range d / 2 {
 		a := float64(pos) * math.Pow(theta, -float64(2*i)/float64(d))
@@ -156,7 +156,7 @@ func ropeHalf(x []float64, pos int, theta float64) {
 	}
 }
 
-func ropeInterleaved(x []float64, pos int, theta float64) {
+func ggufRopeInterleavedRef(x []float64, pos int, theta float64) {
 	d := len(x)
 	for i := range d / 2 {
 		a := float64(pos) * math.Pow(theta, -float64(2*i)/float64(d))
@@ -210,17 +210,17 @@ func TestPermuteQKMatchesRoPE(t *testing.T) {
 		}
 		return out
 	}
-	want := scores(wq, wk, ropeHalf)
+	want := scores(wq, wk, ggufRopeHalf)
 	gq := PermuteQK(wq, heads*hd, cols, heads, false)
 	gk := PermuteQK(wk, kvHeads*hd, cols, kvHeads, false)
-	got := scores(gq, gk, ropeInterleaved)
+	got := scores(gq, gk, ggufRopeInterleavedRef)
 	for i := range want {
 		if math.Abs(got[i]-want[i]) > 1e-9*(1+math.Abs(want[i])) {
 			t.Errorf("head %d: GGUF layout with interleaved RoPE scores %v, Hugging Face layout with half-split RoPE %v", i, got[i], want[i])
 		}
 	}
 	// Without the permutation the two RoPEs disagree: the check has teeth.
-	bad := scores(wq, wk, ropeInterleaved)
+	bad := scores(wq, wk, ggufRopeInterleavedRef)
 	same := true
 	for i := range want {
 		same = same && math.Abs(bad[i]-want[i]) < 1e-6
@@ -338,7 +338,7 @@ func TestGGUFConfigStories(t *testing.T) {
 
 // --- synthetic GGUF files ---
 
-type synthModel struct {
+type ggufSynth struct {
 	arch                                     string
 	hidden, ffn, layers, heads, kvHeads, voc int
 	typ                                      gguf.GGMLType
@@ -349,11 +349,11 @@ type synthModel struct {
 	tensorData                               map[string][]float32 // filled: what was stored, dequantised
 }
 
-func kv(key string, v any) gguf.KV { return gguf.KV{Key: key, Value: gguf.MustValueOf(v)} }
+func ggufKV(key string, v any) gguf.KV { return gguf.KV{Key: key, Value: gguf.MustValueOf(v)} }
 
-// encodeGGML encodes values as a ggml tensor of type typ (F32, F16, BF16
+// ggufEncode encodes values as a ggml tensor of type typ (F32, F16, BF16
 // or Q8_0) and returns the bytes and the values the file then holds.
-func encodeGGML(typ gguf.GGMLType, x []float32) ([]byte, []float32) {
+func ggufEncode(typ gguf.GGMLType, x []float32) ([]byte, []float32) {
 	held := slices.Clone(x)
 	var b []byte
 	switch typ {
@@ -392,37 +392,37 @@ func encodeGGML(typ gguf.GGMLType, x []float32) ([]byte, []float32) {
 			}
 		}
 	default:
-		panic(fmt.Sprint("encodeGGML: ", typ))
+		panic(fmt.Sprint("ggufEncode: ", typ))
 	}
 	return b, held
 }
 
 // build writes the model as GGUF (in GGUF's layout: whatever the values,
 // they are stored as given) and parses it.
-func (s *synthModel) build(t *testing.T) *gguf.File {
+func (s *ggufSynth) build(t *testing.T) *gguf.File {
 	t.Helper()
 	rng := rand.New(rand.NewSource(3))
 	hd := s.hidden / s.heads
 	a := s.arch
 	kvs := []gguf.KV{
-		kv("general.architecture", a),
-		kv(a+".embedding_length", uint32(s.hidden)),
-		kv(a+".feed_forward_length", uint32(s.ffn)),
-		kv(a+".block_count", uint32(s.layers)),
-		kv(a+".attention.head_count", uint32(s.heads)),
-		kv(a+".attention.head_count_kv", uint32(s.kvHeads)),
-		kv(a+".context_length", uint32(4096)),
-		kv(a+".attention.layer_norm_rms_epsilon", float32(1e-6)),
-		kv(a+".rope.freq_base", float32(1e6)),
+		ggufKV("general.architecture", a),
+		ggufKV(a+".embedding_length", uint32(s.hidden)),
+		ggufKV(a+".feed_forward_length", uint32(s.ffn)),
+		ggufKV(a+".block_count", uint32(s.layers)),
+		ggufKV(a+".attention.head_count", uint32(s.heads)),
+		ggufKV(a+".attention.head_count_kv", uint32(s.kvHeads)),
+		ggufKV(a+".context_length", uint32(4096)),
+		ggufKV(a+".attention.layer_norm_rms_epsilon", float32(1e-6)),
+		ggufKV(a+".rope.freq_base", float32(1e6)),
 	}
 	if !s.noTokenizer {
 		kvs = append(kvs,
-			kv("tokenizer.ggml.model", "gpt2"),
-			kv("tokenizer.ggml.pre", "qwen2"),
-			kv("tokenizer.ggml.tokens", []string{"a", "b", "ab", "Ġ", "<|endoftext|>"}),
-			kv("tokenizer.ggml.token_type", []int32{1, 1, 1, 1, 3}),
-			kv("tokenizer.ggml.merges", []string{"a b"}),
-			kv("tokenizer.ggml.eos_token_id", uint32(4)),
+			ggufKV("tokenizer.ggml.model", "gpt2"),
+			ggufKV("tokenizer.ggml.pre", "qwen2"),
+			ggufKV("tokenizer.ggml.tokens", []string{"a", "b", "ab", "Ġ", "<|endoftext|>"}),
+			ggufKV("tokenizer.ggml.token_type", []int32{1, 1, 1, 1, 3}),
+			ggufKV("tokenizer.ggml.merges", []string{"a b"}),
+			ggufKV("tokenizer.ggml.eos_token_id", uint32(4)),
 		)
 	}
 	for _, e := range s.kvs {
@@ -449,7 +449,7 @@ func (s *synthModel) build(t *testing.T) *gguf.File {
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
-		data, held := encodeGGML(typ, x)
+		data, held := ggufEncode(typ, x)
 		s.tensorData[name] = held
 		tensors = append(tensors, gguf.TensorData{Name: name, Type: typ, Shape: shape, Data: data})
 	}
@@ -494,13 +494,13 @@ func (s *synthModel) build(t *testing.T) *gguf.File {
 	return f
 }
 
-func qwen2Synth() *synthModel {
-	return &synthModel{arch: "qwen2", hidden: 64, ffn: 96, layers: 2, heads: 4, kvHeads: 2, voc: 16,
+func ggufQwen2Synth() *ggufSynth {
+	return &ggufSynth{arch: "qwen2", hidden: 64, ffn: 96, layers: 2, heads: 4, kvHeads: 2, voc: 16,
 		typ: gguf.TypeQ8_0, tie: true, qkvBias: true}
 }
 
 func TestGGUFQwen2(t *testing.T) {
-	s := qwen2Synth()
+	s := ggufQwen2Synth()
 	f := s.build(t)
 	c, err := GGUFConfig(f)
 	if err != nil {
@@ -551,7 +551,7 @@ func TestGGUFQwen2(t *testing.T) {
 }
 
 func TestGGUFLlamaBiasAndDType(t *testing.T) {
-	s := &synthModel{arch: "llama", hidden: 32, ffn: 64, layers: 1, heads: 2, kvHeads: 1, voc: 8, typ: gguf.TypeF16, qkvBias: true}
+	s := &ggufSynth{arch: "llama", hidden: 32, ffn: 64, layers: 1, heads: 2, kvHeads: 1, voc: 8, typ: gguf.TypeF16, qkvBias: true}
 	f := s.build(t)
 	if d := GGUFDType(f); d != "float16" {
 		t.Errorf("GGUFDType = %q, want float16", d)
@@ -588,8 +588,8 @@ func TestGGUFLlamaBiasAndDType(t *testing.T) {
 	}
 }
 
-// llama3Factors computes rope_freqs.weight as llama.cpp's converter does.
-func llama3Factors(theta float64, dim int, factor, low, high, orig float64) []float32 {
+// ggufLlama3Factors computes rope_freqs.weight as llama.cpp's converter does.
+func ggufLlama3Factors(theta float64, dim int, factor, low, high, orig float64) []float32 {
 	var out []float32
 	for i := 0; i < dim; i += 2 {
 		freq := 1 / math.Pow(theta, float64(i)/float64(dim))
@@ -616,10 +616,10 @@ func TestGGUFLlama3RopeFreqs(t *testing.T) {
 		{32, 4, 8192}, // Llama 3.2
 		{4, 8, 4096},  // made up: found by the fit, not the defaults
 	} {
-		rf := llama3Factors(500000, 64, c.factor, 1, c.high, float64(c.orig))
-		data, _ := encodeGGML(gguf.TypeF32, rf)
-		s := &synthModel{arch: "llama", hidden: 128, ffn: 64, layers: 1, heads: 2, kvHeads: 2, voc: 8, typ: gguf.TypeF32,
-			kvs:   []gguf.KV{kv("llama.rope.freq_base", float32(500000)), kv("llama.context_length", uint32(131072))},
+		rf := ggufLlama3Factors(500000, 64, c.factor, 1, c.high, float64(c.orig))
+		data, _ := ggufEncode(gguf.TypeF32, rf)
+		s := &ggufSynth{arch: "llama", hidden: 128, ffn: 64, layers: 1, heads: 2, kvHeads: 2, voc: 8, typ: gguf.TypeF32,
+			kvs:   []gguf.KV{ggufKV("llama.rope.freq_base", float32(500000)), ggufKV("llama.context_length", uint32(131072))},
 			extra: []gguf.TensorData{{Name: "rope_freqs.weight", Type: gguf.TypeF32, Shape: []int{32}, Data: data}}}
 		f := s.build(t)
 		cfg, err := GGUFConfig(f)
@@ -637,8 +637,8 @@ func TestGGUFLlama3RopeFreqs(t *testing.T) {
 		}
 	}
 	// Factors that no llama3 parameters give are refused.
-	data, _ := encodeGGML(gguf.TypeF32, []float32{1, 3, 1, 2})
-	s := &synthModel{arch: "llama", hidden: 16, ffn: 32, layers: 1, heads: 2, kvHeads: 2, voc: 8, typ: gguf.TypeF32,
+	data, _ := ggufEncode(gguf.TypeF32, []float32{1, 3, 1, 2})
+	s := &ggufSynth{arch: "llama", hidden: 16, ffn: 32, layers: 1, heads: 2, kvHeads: 2, voc: 8, typ: gguf.TypeF32,
 		extra: []gguf.TensorData{{Name: "rope_freqs.weight", Type: gguf.TypeF32, Shape: []int{4}, Data: data}}}
 	if _, err := GGUFConfig(s.build(t)); err == nil || !strings.Contains(err.Error(), "rope_freqs.weight") {
 		t.Errorf("bad rope_freqs: %v", err)
@@ -646,10 +646,10 @@ func TestGGUFLlama3RopeFreqs(t *testing.T) {
 }
 
 func TestGGUFRopeScalingMetadata(t *testing.T) {
-	s := qwen2Synth()
+	s := ggufQwen2Synth()
 	s.kvs = []gguf.KV{
-		kv("qwen2.rope.scaling.type", "yarn"), kv("qwen2.rope.scaling.factor", float32(4)),
-		kv("qwen2.rope.scaling.original_context_length", uint32(32768)),
+		ggufKV("qwen2.rope.scaling.type", "yarn"), ggufKV("qwen2.rope.scaling.factor", float32(4)),
+		ggufKV("qwen2.rope.scaling.original_context_length", uint32(32768)),
 	}
 	c, err := GGUFConfig(s.build(t))
 	if err != nil {
@@ -658,21 +658,21 @@ func TestGGUFRopeScalingMetadata(t *testing.T) {
 	if rs := c.RopeScaling; rs == nil || rs.Type != "yarn" || rs.Factor != 4 || rs.OriginalMaxPositionEmbeddings != 32768 {
 		t.Errorf("yarn: %+v", c.RopeScaling)
 	}
-	s.kvs = []gguf.KV{kv("qwen2.rope.scale_linear", float32(2))}
+	s.kvs = []gguf.KV{ggufKV("qwen2.rope.scale_linear", float32(2))}
 	if c, err := GGUFConfig(s.build(t)); err != nil || c.RopeScaling == nil || c.RopeScaling.Type != "linear" || c.RopeScaling.Factor != 2 {
 		t.Errorf("linear: %+v, %v", c, err)
 	}
-	s.kvs = []gguf.KV{kv("qwen2.rope.scaling.type", "none"), kv("qwen2.rope.scaling.factor", float32(1))}
+	s.kvs = []gguf.KV{ggufKV("qwen2.rope.scaling.type", "none"), ggufKV("qwen2.rope.scaling.factor", float32(1))}
 	if c, err := GGUFConfig(s.build(t)); err != nil || c.RopeScaling != nil {
 		t.Errorf("none: %+v, %v", c, err)
 	}
 }
 
 func TestGGUFQwen3(t *testing.T) {
-	s := &synthModel{arch: "qwen3", hidden: 32, ffn: 64, layers: 2, heads: 4, kvHeads: 2, voc: 8, typ: gguf.TypeBF16, tie: true, qkNorm: true,
-		kvs: []gguf.KV{kv("qwen3.attention.key_length", uint32(16)), kv("qwen3.attention.value_length", uint32(16))}}
+	s := &ggufSynth{arch: "qwen3", hidden: 32, ffn: 64, layers: 2, heads: 4, kvHeads: 2, voc: 8, typ: gguf.TypeBF16, tie: true, qkNorm: true,
+		kvs: []gguf.KV{ggufKV("qwen3.attention.key_length", uint32(16)), ggufKV("qwen3.attention.value_length", uint32(16))}}
 	// Qwen3's head_dim (16) times heads (4) is not hidden_size (32).
-	f := buildQwen3(t, s)
+	f := ggufBuildQwen3(t, s)
 	c, err := GGUFConfig(f)
 	if err != nil {
 		t.Fatal(err)
@@ -701,8 +701,8 @@ func TestGGUFQwen3(t *testing.T) {
 	}
 }
 
-// buildQwen3 builds a model whose head size is not hidden/heads.
-func buildQwen3(t *testing.T, s *synthModel) *gguf.File {
+// ggufBuildQwen3 builds a model whose head size is not hidden/heads.
+func ggufBuildQwen3(t *testing.T, s *ggufSynth) *gguf.File {
 	t.Helper()
 	hd := 16
 	var tensors []gguf.TensorData
@@ -719,7 +719,7 @@ func buildQwen3(t *testing.T, s *synthModel) *gguf.File {
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
-		data, _ := encodeGGML(typ, x)
+		data, _ := ggufEncode(typ, x)
 		tensors = append(tensors, gguf.TensorData{Name: name, Type: typ, Shape: shape, Data: data})
 	}
 	add("token_embd.weight", s.typ, s.voc, s.hidden)
@@ -739,15 +739,15 @@ func buildQwen3(t *testing.T, s *synthModel) *gguf.File {
 	}
 	add("output_norm.weight", 0, s.hidden)
 	kvs := []gguf.KV{
-		kv("general.architecture", "qwen3"),
-		kv("qwen3.embedding_length", uint32(s.hidden)),
-		kv("qwen3.feed_forward_length", uint32(s.ffn)),
-		kv("qwen3.block_count", uint32(s.layers)),
-		kv("qwen3.attention.head_count", uint32(s.heads)),
-		kv("qwen3.attention.head_count_kv", uint32(s.kvHeads)),
-		kv("qwen3.context_length", uint32(40960)),
-		kv("qwen3.attention.layer_norm_rms_epsilon", float32(1e-6)),
-		kv("qwen3.rope.freq_base", float32(1e6)),
+		ggufKV("general.architecture", "qwen3"),
+		ggufKV("qwen3.embedding_length", uint32(s.hidden)),
+		ggufKV("qwen3.feed_forward_length", uint32(s.ffn)),
+		ggufKV("qwen3.block_count", uint32(s.layers)),
+		ggufKV("qwen3.attention.head_count", uint32(s.heads)),
+		ggufKV("qwen3.attention.head_count_kv", uint32(s.kvHeads)),
+		ggufKV("qwen3.context_length", uint32(40960)),
+		ggufKV("qwen3.attention.layer_norm_rms_epsilon", float32(1e-6)),
+		ggufKV("qwen3.rope.freq_base", float32(1e6)),
 	}
 	kvs = append(kvs, s.kvs...)
 	var buf bytes.Buffer
@@ -764,30 +764,30 @@ func buildQwen3(t *testing.T, s *synthModel) *gguf.File {
 func TestGGUFConfigErrors(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		edit func(s *synthModel)
+		edit func(s *ggufSynth)
 		want string
 	}{
-		{"unsupported architecture", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("general.architecture", "gemma2")}
+		{"unsupported architecture", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("general.architecture", "gemma2")}
 		}, `architecture "gemma2"`},
-		{"missing key", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("qwen2.attention.head_count", "x")}
+		{"missing key", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("qwen2.attention.head_count", "x")}
 		}, "qwen2.attention.head_count"},
-		{"kv heads vary by layer", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("qwen2.attention.head_count_kv", []uint32{2, 4})}
+		{"ggufKV heads vary by layer", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("qwen2.attention.head_count_kv", []uint32{2, 4})}
 		}, "varies by layer"},
-		{"partial rope", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("qwen2.rope.dimension_count", uint32(8))}
+		{"partial rope", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("qwen2.rope.dimension_count", uint32(8))}
 		}, "qwen2.rope.dimension_count"},
-		{"unknown rope scaling", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("qwen2.rope.scaling.type", "longrope"), kv("qwen2.rope.scaling.factor", float32(2))}
+		{"unknown rope scaling", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("qwen2.rope.scaling.type", "longrope"), ggufKV("qwen2.rope.scaling.factor", float32(2))}
 		}, `"longrope"`},
-		{"no embedding", func(s *synthModel) { s.drop = map[string]bool{"token_embd.weight": true} }, "token_embd.weight"},
-		{"no epsilon", func(s *synthModel) {
-			s.kvs = []gguf.KV{kv("qwen2.attention.layer_norm_rms_epsilon", float32(-1))}
+		{"no embedding", func(s *ggufSynth) { s.drop = map[string]bool{"token_embd.weight": true} }, "token_embd.weight"},
+		{"no epsilon", func(s *ggufSynth) {
+			s.kvs = []gguf.KV{ggufKV("qwen2.attention.layer_norm_rms_epsilon", float32(-1))}
 		}, "layer_norm_rms_epsilon"},
 	} {
-		s := qwen2Synth()
+		s := ggufQwen2Synth()
 		c.edit(s)
 		_, err := GGUFConfig(s.build(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "qwen2.gguf") {
@@ -800,23 +800,23 @@ func TestGGUFWeightsErrors(t *testing.T) {
 	q8 := make([]byte, 34)
 	for _, c := range []struct {
 		name string
-		edit func(s *synthModel)
+		edit func(s *ggufSynth)
 		want string
 	}{
-		{"unknown tensor", func(s *synthModel) {
+		{"unknown tensor", func(s *ggufSynth) {
 			s.extra = []gguf.TensorData{{Name: "blk.0.attn_qkv.weight", Type: gguf.TypeQ8_0, Shape: []int{1, 32}, Data: q8}}
 		}, `"blk.0.attn_qkv.weight"`},
-		{"layer out of range", func(s *synthModel) {
+		{"layer out of range", func(s *ggufSynth) {
 			s.extra = []gguf.TensorData{{Name: "blk.7.ffn_up.weight", Type: gguf.TypeQ8_0, Shape: []int{1, 32}, Data: q8}}
 		}, `"blk.7.ffn_up.weight"`},
-		{"wrong shape", func(s *synthModel) {
+		{"wrong shape", func(s *ggufSynth) {
 			s.drop = map[string]bool{"blk.1.ffn_up.weight": true}
 			s.extra = []gguf.TensorData{{Name: "blk.1.ffn_up.weight", Type: gguf.TypeQ8_0, Shape: []int{1, 32}, Data: q8}}
 		}, `"blk.1.ffn_up.weight" has shape [1 32]`},
-		{"missing tensor", func(s *synthModel) { s.drop = map[string]bool{"blk.0.ffn_gate.weight": true} }, "model.layers.0.mlp.gate_proj.weight"},
-		{"o bias in qwen2", func(s *synthModel) { s.oBias = true }, `"blk.0.attn_output.bias"`},
+		{"missing tensor", func(s *ggufSynth) { s.drop = map[string]bool{"blk.0.ffn_gate.weight": true} }, "model.layers.0.mlp.gate_proj.weight"},
+		{"o bias in qwen2", func(s *ggufSynth) { s.oBias = true }, `"blk.0.attn_output.bias"`},
 	} {
-		s := qwen2Synth()
+		s := ggufQwen2Synth()
 		c.edit(s)
 		_, _, err := GGUFWeights(s.build(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -826,7 +826,7 @@ func TestGGUFWeightsErrors(t *testing.T) {
 }
 
 func TestGGUFConfigJSONIsTransformersShaped(t *testing.T) {
-	f := qwen2Synth().build(t)
+	f := ggufQwen2Synth().build(t)
 	data, err := GGUFConfigJSON(f)
 	if err != nil {
 		t.Fatal(err)
