@@ -58,10 +58,9 @@ func broadcastOK(x, y *Var) error {
 	return nil
 }
 
-// Add returns x + y. y has x's shape or repeats over x's leading rows (a
-// bias); a residual connection is Add(x, f(x)).
-func (g *Graph) Add(x, y *Var) *Var {
-	const op = "add"
+// binary runs an element-wise kernel with Add's broadcast rule on x and y
+// and returns its result, or the placeholder after an error.
+func (g *Graph) binary(op string, kernel func(dst, x, y *tensor.Tensor) error, x, y *Var) *Var {
 	if !g.ok(op, x, y) {
 		return g.dead
 	}
@@ -75,8 +74,18 @@ func (g *Graph) Add(x, y *Var) *Var {
 	if err != nil {
 		return g.fail(op, err)
 	}
-	if err := g.b.Add(out.Value, x.Value, y.Value); err != nil {
+	if err := kernel(out.Value, x.Value, y.Value); err != nil {
 		return g.fail(op, err)
+	}
+	return out
+}
+
+// Add returns x + y. y has x's shape or repeats over x's leading rows (a
+// bias); a residual connection is Add(x, f(x)).
+func (g *Graph) Add(x, y *Var) *Var {
+	out := g.binary("add", g.b.Add, x, y)
+	if out == g.dead {
+		return out
 	}
 	bcast := y.Value.Len() != x.Value.Len()
 	g.record(out, func(dy *tensor.Tensor) error {
@@ -112,22 +121,9 @@ func (g *Graph) Add(x, y *Var) *Var {
 
 // Mul returns x * y element-wise, with Add's broadcast rule for y.
 func (g *Graph) Mul(x, y *Var) *Var {
-	const op = "mul"
-	if !g.ok(op, x, y) {
-		return g.dead
-	}
-	if err := sameDType(x, y); err != nil {
-		return g.fail(op, err)
-	}
-	if err := broadcastOK(x, y); err != nil {
-		return g.fail(op, err)
-	}
-	out, err := g.result(op, x.Value.DType(), x.Value.Shape(), x, y)
-	if err != nil {
-		return g.fail(op, err)
-	}
-	if err := g.b.Mul(out.Value, x.Value, y.Value); err != nil {
-		return g.fail(op, err)
+	out := g.binary("mul", g.b.Mul, x, y)
+	if out == g.dead {
+		return out
 	}
 	g.use(out, x, y)
 	bcast := y.Value.Len() != x.Value.Len()
