@@ -24,6 +24,7 @@ type Kernels interface {
 	Rotary
 	Attention
 	Losses
+	Optimizers
 }
 
 // Act names a point-wise activation.
@@ -85,6 +86,12 @@ type Elementwise interface {
 	// ScatterAdd adds dy[i,:] to dtable[ids[i],:] (Gather's backward);
 	// repeated ids sum.
 	ScatterAdd(dtable, ids, dy *tensor.Tensor) error
+	// RowNorms sets dst[i] to the Euclidean norm of row i of x ([N, D]),
+	// or its reciprocal with inverse (DoRA's weight norm).
+	RowNorms(dst, x *tensor.Tensor, inverse bool) error
+	// ScaleRows sets dst[i,:] = x[i,:] * s[i] for x [N, D] and s [N]. dst
+	// may be x.
+	ScaleRows(dst, x, s *tensor.Tensor) error
 }
 
 // Norms are the normalisation layers, over the last dimension.
@@ -190,4 +197,46 @@ type Losses interface {
 	// so that the gradient takes the logits' memory instead of a second
 	// buffer of N x V.
 	CrossEntropyBackward(dlogits, logits, lse, targets, dloss *tensor.Tensor) error
+}
+
+// AdamWArgs are the hyperparameters of one AdamW step (Loshchilov and
+// Hutter's decoupled weight decay, as torch.optim.AdamW computes it).
+type AdamWArgs struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float64
+	// Step is the number of this step, from 1, for the bias corrections.
+	Step int
+	// GradScale multiplies every gradient as it is read (gradient
+	// clipping); 0 means 1.
+	GradScale float64
+}
+
+// SGDArgs are the hyperparameters of one step of SGD with momentum, as
+// torch.optim.SGD computes it (weight decay added to the gradient).
+type SGDArgs struct {
+	LR, Momentum, Dampening, WeightDecay float64
+	Nesterov bool
+	// First says the momentum buffer is empty (the first step): it is set
+	// to the gradient instead of updated.
+	First bool
+	// GradScale multiplies every gradient as it is read; 0 means 1.
+	GradScale float64
+}
+
+// Optimizers are the fused update kernels of the optimisers: one pass over
+// a parameter buffer, its gradient and its state.
+type Optimizers interface {
+	// AdamW updates p in place from gradient g and the moment buffers m
+	// and v (all of one shape and dtype), which it updates too:
+	//   p *= 1 - lr*wd
+	//   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+	//   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+	AdamW(p, g, m, v *tensor.Tensor, a *AdamWArgs) error
+	// SGD updates p in place from g and the momentum buffer buf:
+	//   g' = g + wd*p;  buf = momentum*buf + (1-dampening)*g' (buf = g' on
+	//   the first step);  p -= lr * (nesterov ? g' + momentum*buf : buf)
+	// With Momentum 0, buf is not used and may be nil.
+	SGD(p, g, buf *tensor.Tensor, a *SGDArgs) error
+	// SumSquares sets the one element of dst to the sum of the squares of
+	// x's elements, accumulated in float64 (a gradient norm).
+	SumSquares(dst, x *tensor.Tensor) error
 }
