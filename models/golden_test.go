@@ -161,3 +161,54 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestGoldenCheckpointing: with gradient checkpointing the loss and every
+// gradient are bit-identical to the run without it.
+func TestGoldenCheckpointing(t *testing.T) {
+	b, err := backend.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "golden", "qwen3-qknorm")
+	var grads [2][]float64
+	for i, ckpt := range []bool{false, true} {
+		md, _ := hf.Resolve(dir, "")
+		l, err := LoadDir(b, md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Model.(*Llama).SetCheckpointing(ckpt)
+		gf, _ := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
+		ids, labels := goldenInts(t, gf, "input_ids"), goldenInts(t, gf, "labels")
+		gf.Close()
+		T := len(ids) / 2
+		idT, _ := autograd.Int32s(b, ids, 2, T)
+		pos := make([]int32, 2*T)
+		for j := range pos {
+			pos[j] = int32(j % T)
+		}
+		posT, _ := autograd.Int32s(b, pos, 2*T)
+		for _, p := range nn.Params(l.Model) {
+			if *p.Var != nil {
+				v := (*p.Var).Value
+				gr, _ := b.Alloc(v.DType(), v.Shape()...)
+				*p.Var = autograd.Param(p.Name, v, gr)
+			}
+		}
+		g := autograd.New(b, autograd.NewPool(b))
+		loss, n := l.Model.Loss(g, Inputs{IDs: idT, Positions: posT}, labels)
+		if err := g.Backward(loss, 1/float64(n)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range nn.Params(l.Model) {
+			if *p.Var != nil {
+				gw, _ := autograd.ToHost(b, (*p.Var).Grad)
+				grads[i] = append(grads[i], gw...)
+			}
+		}
+		g.Release()
+	}
+	if len(grads[0]) == 0 || relErr(grads[1], grads[0]) != 0 {
+		t.Errorf("gradients differ with checkpointing: relative error %.3g", relErr(grads[1], grads[0]))
+	}
+}

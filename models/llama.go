@@ -28,8 +28,9 @@ type Llama struct {
 	// LMHead is nil when the config ties it to Embed.
 	LMHead *nn.Linear `hf:"lm_head"`
 
-	cfg  *hf.Config
-	rope *backend.Rope
+	cfg        *hf.Config
+	rope       *backend.Rope
+	checkpoint bool
 }
 
 // Block is one decoder layer: attention and MLP, each after an RMSNorm and
@@ -92,6 +93,11 @@ func (m *Llama) Config() *hf.Config { return m.cfg }
 // Hugging Face's half-split pairs (the default).
 func (m *Llama) SetInterleavedRoPE(on bool) { m.rope.Interleaved = on }
 
+// SetCheckpointing turns gradient checkpointing on or off: with it, each
+// decoder layer keeps only its input during the forward pass and runs again
+// in the backward pass (autograd.Graph.Checkpoint).
+func (m *Llama) SetCheckpointing(on bool) { m.checkpoint = on }
+
 // Optional reports whether a weight may be missing from a checkpoint: the
 // biases and norms that only some members of the family have.
 func (m *Llama) Optional(name string) bool {
@@ -112,6 +118,12 @@ type Inputs struct {
 func (m *Llama) Forward(g *autograd.Graph, in Inputs) *autograd.Var {
 	x := g.Embedding(m.Embed, in.IDs)
 	for i, b := range m.Layers {
+		if m.checkpoint && g.Grad() && in.Cache == nil {
+			x = g.Checkpoint(func(g *autograd.Graph, xs []*autograd.Var) []*autograd.Var {
+				return []*autograd.Var{b.forward(g, m, i, xs[0], in)}
+			}, x)[0]
+			continue
+		}
 		x = b.forward(g, m, i, x, in)
 	}
 	return m.Norm.Forward(g, x)
