@@ -93,8 +93,8 @@ func LoadDir(b backend.Backend, dir *hf.ModelDir) (*Loaded, error) {
 }
 
 // LoadGGUF loads a model from a GGUF file. Llama-type architectures store q
-// and k in the interleaved RoPE layout; the model then rotates interleaved
-// pairs instead of permuting the weights.
+// and k in the interleaved RoPE layout; their rows are permuted to Hugging
+// Face's layout as they load, so the model is the one `whet convert` writes.
 func LoadGGUF(b backend.Backend, path string) (*Loaded, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -109,10 +109,12 @@ func LoadGGUF(b backend.Backend, path string) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Llama-type GGUF files store q and k rows in the interleaved RoPE
+	// layout; they are permuted back to Hugging Face's as they load, so
+	// that the model, its adapters and its checkpoints all use one layout
+	// (an adapter trained here then fits the converted model, and back).
 	arch, _ := f.String("general.architecture")
-	if l, ok := m.(*Llama); ok {
-		l.SetInterleavedRoPE(GGUFRopeInterleaved(arch))
-	}
+	permute := GGUFRopeInterleaved(arch)
 	byHF := map[string]gguf.TensorInfo{}
 	for _, t := range f.Tensors() {
 		if name, ok := GGUFTensorName(t.Name); ok {
@@ -124,14 +126,27 @@ func LoadGGUF(b backend.Backend, path string) (*Loaded, error) {
 		if !ok {
 			return 0, nil, nil, false, nil
 		}
+		var dt tensor.DType
+		var raw []byte
 		switch t.Type {
 		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16:
-			dt := map[gguf.GGMLType]tensor.DType{gguf.TypeF32: tensor.F32, gguf.TypeF16: tensor.F16, gguf.TypeBF16: tensor.BF16}[t.Type]
-			raw, err := f.Raw(t.Name)
-			return dt, t.Shape, raw, true, err
+			dt = map[gguf.GGMLType]tensor.DType{gguf.TypeF32: tensor.F32, gguf.TypeF16: tensor.F16, gguf.TypeBF16: tensor.BF16}[t.Type]
+			if raw, err = f.Raw(t.Name); err != nil {
+				return 0, nil, nil, true, err
+			}
+		default:
+			vals, err := f.Float32(t.Name)
+			if err != nil {
+				return 0, nil, nil, true, err
+			}
+			dt, raw = tensor.F32, backend.Float32Bytes(vals)
 		}
-		vals, err := f.Float32(t.Name)
-		return tensor.F32, t.Shape, backend.Float32Bytes(vals), true, err
+		if heads := qkHeads(cfg, name); permute && heads > 0 {
+			if raw, err = permuteRows(raw, t.Shape[0], heads); err != nil {
+				return 0, nil, nil, true, fmt.Errorf("tensor %s: %w", name, err)
+			}
+		}
+		return dt, t.Shape, raw, true, nil
 	})
 	if err != nil {
 		return nil, err
@@ -182,4 +197,38 @@ func loadWeights(b backend.Backend, m Model, file string, src tensorSource) erro
 		*p.Var = autograd.Const(p.Name, t)
 	}
 	return nil
+}
+
+// qkHeads is the number of heads whose rows a GGUF q or k projection
+// (weight or bias) interleaves, or 0 for any other tensor.
+func qkHeads(cfg *hf.Config, name string) int {
+	switch {
+	case strings.HasSuffix(name, ".self_attn.q_proj.weight"), strings.HasSuffix(name, ".self_attn.q_proj.bias"):
+		return cfg.NumAttentionHeads
+	case strings.HasSuffix(name, ".self_attn.k_proj.weight"), strings.HasSuffix(name, ".self_attn.k_proj.bias"):
+		return cfg.NumKeyValueHeads
+	}
+	return 0
+}
+
+// permuteRows reorders the rows of a row-major tensor (raw bytes, rows
+// rows) from GGUF's interleaved RoPE order to Hugging Face's half-split
+// order within each of heads heads: GGUF row 2i+j of a head becomes row
+// j*d/2+i (see PermuteQK).
+func permuteRows(raw []byte, rows, heads int) ([]byte, error) {
+	if rows <= 0 || heads <= 0 || rows%heads != 0 || (rows/heads)%2 != 0 || len(raw)%rows != 0 {
+		return nil, fmt.Errorf("%d rows in %d heads cannot be permuted (want an even head size)", rows, heads)
+	}
+	rowBytes := len(raw) / rows
+	d := rows / heads
+	out := make([]byte, len(raw))
+	for h := range heads {
+		for i := range d / 2 {
+			for j := range 2 {
+				g, r := h*d+2*i+j, h*d+j*(d/2)+i
+				copy(out[r*rowBytes:(r+1)*rowBytes], raw[g*rowBytes:(g+1)*rowBytes])
+			}
+		}
+	}
+	return out, nil
 }
