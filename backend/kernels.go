@@ -214,7 +214,7 @@ type AdamWArgs struct {
 // torch.optim.SGD computes it (weight decay added to the gradient).
 type SGDArgs struct {
 	LR, Momentum, Dampening, WeightDecay float64
-	Nesterov bool
+	Nesterov                             bool
 	// First says the momentum buffer is empty (the first step): it is set
 	// to the gradient instead of updated.
 	First bool

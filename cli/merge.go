@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/whet-ai/whet/backend"
+	"github.com/whet-ai/whet/formats/gguf"
 	"github.com/whet-ai/whet/formats/safetensors"
 	"github.com/whet-ai/whet/models"
 	"github.com/whet-ai/whet/peft"
@@ -92,6 +94,26 @@ func runMerge(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	baseName := model
+	if strings.HasSuffix(strings.ToLower(model), ".gguf") {
+		// A GGUF base is converted to a Hugging Face directory first (as
+		// whet convert does), whose files the merged model then takes.
+		tmp, err := os.MkdirTemp("", "whet-merge-base-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		f, err := gguf.Open(model)
+		if err != nil {
+			return fmt.Errorf("base model: %w", err)
+		}
+		_, err = convertGGUF(f, tmp, "", maxShard)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("base model %s: %w", model, err)
+		}
+		model = tmp
+	}
 	l, err := models.Load(b, model, *revision)
 	if err != nil {
 		return fmt.Errorf("base model: %w", err)
@@ -167,7 +189,7 @@ func runMerge(env *Env, args []string) error {
 		kind = "rsLoRA"
 	}
 	fmt.Fprintf(env.Stdout, "merged %s adapter %s (r %d, lora_alpha %g, scale %g) into %d layers of %s\n",
-		kind, *adapter, cfg.R, cfg.LoraAlpha, cfg.Scale(), len(ad.Layers), l.Source)
+		kind, *adapter, cfg.R, cfg.LoraAlpha, cfg.Scale(), len(ad.Layers), baseName)
 	fmt.Fprintf(env.Stdout, "wrote %s: %d tensors (%s), %d bytes in %d file(s); config.json", outDir, len(ts), dtypeCounts(dtypes), total, len(files))
 	for _, c := range copied {
 		fmt.Fprintf(env.Stdout, ", %s", c)

@@ -11,7 +11,10 @@ import (
 	"strings"
 )
 
-var errNoTemplate = errors.New("no chat_template")
+// ErrNoTemplate is returned (wrapped) by FromTokenizerConfig and FromDir
+// when a model has tokenizer files but no chat template; the special tokens
+// they return are still valid.
+var ErrNoTemplate = errors.New("no chat_template")
 
 // SpecialTokens are a tokenizer's special tokens as tokenizer_config.json
 // names them. transformers passes all of them to the template (bos_token,
@@ -60,7 +63,7 @@ func FromTokenizerConfig(data []byte, name, templateName string) (*Template, Spe
 	}
 	raw, ok := cfg["chat_template"]
 	if !ok || string(raw) == "null" {
-		return nil, tokens, fmt.Errorf("chat: %s: %w", name, errNoTemplate)
+		return nil, tokens, fmt.Errorf("chat: %s: %w", name, ErrNoTemplate)
 	}
 	named, err := parseChatTemplateField(raw)
 	if err != nil {
@@ -102,7 +105,7 @@ func FromDir(dir, templateName string) (*Template, SpecialTokens, error) {
 	}
 	if len(named) == 0 {
 		t, tok, err := FromTokenizerConfig(data, cfgPath, templateName)
-		if err == nil || !errors.Is(err, errNoTemplate) {
+		if err == nil || !errors.Is(err, ErrNoTemplate) {
 			return t, tok, err
 		}
 		// Processors (multimodal models) keep theirs in chat_template.json.
@@ -112,7 +115,7 @@ func FromDir(dir, templateName string) (*Template, SpecialTokens, error) {
 		}
 		var ct map[string]json.RawMessage
 		if jerr := json.Unmarshal(b, &ct); jerr != nil || ct["chat_template"] == nil {
-			return nil, tok, fmt.Errorf("chat: %s: no chat_template", filepath.Join(dir, "chat_template.json"))
+			return nil, tok, fmt.Errorf("chat: %s: %w", filepath.Join(dir, "chat_template.json"), ErrNoTemplate)
 		}
 		if named, err = parseChatTemplateField(ct["chat_template"]); err != nil {
 			return nil, tok, fmt.Errorf("chat: %s: %w", filepath.Join(dir, "chat_template.json"), err)
