@@ -239,3 +239,68 @@ func TestLoRAOnStories(t *testing.T) {
 		t.Logf("continuation: %q", text)
 	}
 }
+
+// TestNaNPolicy: a diverging run stops with an error naming the step, or,
+// with nan_policy: skip, skips the bad steps and finishes.
+func TestNaNPolicy(t *testing.T) {
+	for _, policy := range []string{"stop", "skip"} {
+		rc := quickRecipe(t, t.TempDir())
+		rc.Epochs, rc.EvalSteps, rc.SaveSteps = 1, 0, 0
+		rc.Data.EvalFraction = 0
+		rc.Optimizer.LR, rc.MaxGradNorm = 1e30, 0
+		rc.Schedule.Name, rc.Schedule.WarmupSteps, rc.Schedule.WarmupRatio = "constant", 0, 0
+		rc.NaNPolicy = policy
+		run, err := trainer.New(rc, trainer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = run.Fit(context.Background())
+		run.Close()
+		switch policy {
+		case "stop":
+			if err == nil || !strings.Contains(err.Error(), "not finite") || !strings.Contains(err.Error(), "step ") {
+				t.Errorf("stop: error %v, want one naming the step and the non-finite loss", err)
+			}
+		case "skip":
+			if err != nil {
+				t.Errorf("skip: %v", err)
+			}
+		}
+	}
+}
+
+// TestInitAdapter: training can start from a saved adapter: its first loss
+// is the loss the earlier run ended at.
+func TestInitAdapter(t *testing.T) {
+	dir := t.TempDir()
+	rc := quickRecipe(t, dir)
+	rc.Epochs, rc.LoRA.Dropout = 2, 0
+	first := fit(t, rc, false)
+	rc2 := quickRecipe(t, dir)
+	rc2.LoRA.Dropout = 0
+	rc2.InitAdapter = rc.OutputDir
+	rc2.OutputDir = filepath.Join(dir, "second")
+	run, err := trainer.New(rc2, trainer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	loss, _, err := run.Evaluate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := loss - first.EvalLoss; d > 1e-6 || d < -1e-6 {
+		t.Errorf("eval loss from the saved adapter %.6f, the first run ended at %.6f", loss, first.EvalLoss)
+	}
+}
+
+// TestMemoryRefusal: a run that needs more memory than allowed is refused
+// before it starts, with the estimate.
+func TestMemoryRefusal(t *testing.T) {
+	rc := quickRecipe(t, t.TempDir())
+	rc.MemoryLimitGB = 1e-6
+	_, err := trainer.New(rc, trainer.Options{})
+	if err == nil || !strings.Contains(err.Error(), "does not fit") || !strings.Contains(err.Error(), "needs about") {
+		t.Errorf("error %v, want a refusal with the estimate", err)
+	}
+}
