@@ -25,6 +25,7 @@ type Kernels interface {
 	Attention
 	Losses
 	Optimizers
+	Quantizers
 }
 
 // Act names a point-wise activation.
@@ -239,4 +240,11 @@ type Optimizers interface {
 	// SumSquares sets the one element of dst to the sum of the squares of
 	// x's elements, accumulated in float64 (a gradient norm).
 	SumSquares(dst, x *tensor.Tensor) error
+	// AdamW8bit is AdamW with 8-bit moments, as bitsandbytes' blockwise
+	// 8-bit Adam: m and v (U8 codes) are dequantised per block of 256
+	// with their absmax (mAbsmax, vAbsmax: F32 per block) and the dynamic
+	// maps codeM (signed) and codeV (unsigned) (F32 [256]), updated in
+	// float32 as AdamW does, and quantised back to the nearest code with
+	// new absmax values.
+	AdamW8bit(p, g, m, v, mAbsmax, vAbsmax, codeM, codeV *tensor.Tensor, a *AdamWArgs) error
 }

@@ -27,12 +27,16 @@ const (
 	// F64 is IEEE 754 binary64 (float64). whet computes in it to check
 	// gradients against finite differences; models train in F32 or BF16.
 	F64
+	// U8 is an unsigned byte: the packed codes of quantised weights.
+	U8
 )
 
 // Size returns the number of bytes one element of d occupies, or 0 for
 // Invalid and unknown values.
 func (d DType) Size() int {
 	switch d {
+	case U8:
+		return 1
 	case F32, I32:
 		return 4
 	case BF16, F16:
@@ -61,6 +65,8 @@ func (d DType) String() string {
 		return "i64"
 	case F64:
 		return "f64"
+	case U8:
+		return "u8"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -90,6 +96,8 @@ func ParseDType(s string) (DType, error) {
 		return I64, nil
 	case "f64", "F64", "float64":
 		return F64, nil
+	case "u8", "U8", "uint8":
+		return U8, nil
 	}
 	return Invalid, fmt.Errorf("tensor: unknown dtype %q", s)
 }

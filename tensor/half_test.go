@@ -539,6 +539,7 @@ func TestDType(t *testing.T) {
 		{I32, 4, "i32", false, []string{"i32", "I32", "int32"}},
 		{I64, 8, "i64", false, []string{"i64", "I64", "int64"}},
 		{F64, 8, "f64", true, []string{"f64", "F64", "float64"}},
+		{U8, 1, "u8", false, []string{"u8", "U8", "uint8"}},
 	}
 	for _, c := range cases {
 		if got := c.d.Size(); got != c.size {
@@ -565,7 +566,7 @@ func TestDType(t *testing.T) {
 	if got := DType(200).String(); got != "dtype(200)" {
 		t.Errorf("DType(200).String() = %q", got)
 	}
-	for _, s := range []string{"", "fp32", "Float32", "torch.float32", "double", "U8", "bool", "invalid"} {
+	for _, s := range []string{"", "fp32", "Float32", "torch.float32", "double", "I8", "bool", "invalid"} {
 		if d, err := ParseDType(s); err == nil || d != Invalid {
 			t.Errorf("ParseDType(%q) = %v, %v; want Invalid and an error", s, d, err)
 		}

@@ -151,7 +151,7 @@ func (d Dtype) Convertible() bool {
 }
 
 // TensorDType returns the whet tensor dtype with the same element layout,
-// and false where whet has none (everything but F32, F64, BF16, F16, I32, I64).
+// and false where whet has none (everything but F32, F64, BF16, F16, I32, I64, U8).
 func (d Dtype) TensorDType() (tensor.DType, bool) {
 	switch d {
 	case F32:
@@ -166,6 +166,8 @@ func (d Dtype) TensorDType() (tensor.DType, bool) {
 		return tensor.I64, true
 	case F64:
 		return tensor.F64, true
+	case U8:
+		return tensor.U8, true
 	}
 	return tensor.Invalid, false
 }
@@ -185,6 +187,8 @@ func FromTensorDType(t tensor.DType) (Dtype, error) {
 		return I64, nil
 	case tensor.F64:
 		return F64, nil
+	case tensor.U8:
+		return U8, nil
 	}
 	return Invalid, fmt.Errorf("safetensors: no dtype for tensor dtype %v", t)
 }
