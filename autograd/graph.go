@@ -42,6 +42,9 @@ type Var struct {
 	// Value is the tensor. For intermediates it belongs to the graph's pool
 	// until Release.
 	Value *tensor.Tensor
+	// Quant, when not nil, is a frozen quantised weight matrix, and Value
+	// is nil: Linear dequantises it as it uses it (see Quantized).
+	Quant *backend.QuantWeight
 	// Grad is the gradient of the loss with respect to Value, after
 	// Backward. A parameter's Grad is its gradient buffer, added to by every
 	// Backward; an intermediate's is released during Backward, once used.
@@ -69,6 +72,14 @@ func Const(name string, value *tensor.Tensor) *Var {
 	return &Var{Value: value, name: name}
 }
 
+// Quantized returns a frozen leaf holding a quantised weight matrix
+// (NF4, FP4 or int8): it costs its quantised size in memory, and Linear
+// dequantises it one layer at a time, in the forward pass and again for the
+// input's gradient, so the dequantised model never exists whole.
+func Quantized(name string, q *backend.QuantWeight) *Var {
+	return &Var{Quant: q, name: name}
+}
+
 // RequiresGrad reports whether the loss's gradient flows to v.
 func (v *Var) RequiresGrad() bool { return v.requires }
 
@@ -76,7 +87,12 @@ func (v *Var) RequiresGrad() bool { return v.requires }
 func (v *Var) Name() string { return v.name }
 
 // Shape is the value's shape.
-func (v *Var) Shape() []int { return v.Value.Shape() }
+func (v *Var) Shape() []int {
+	if v.Quant != nil {
+		return []int{v.Quant.Rows, v.Quant.Cols}
+	}
+	return v.Value.Shape()
+}
 
 // node is one recorded operation: its output, and the closure that
 // propagates the output's gradient to its inputs.
@@ -137,6 +153,13 @@ func (g *Graph) ok(op string, vs ...*Var) bool {
 	}
 	for i, v := range vs {
 		if v == nil || v.Value == nil {
+			if v != nil && v.Quant != nil && op == "linear" && i == 1 {
+				continue // a quantised weight
+			}
+			if v != nil && v.Quant != nil {
+				g.fail(op, fmt.Errorf("input %d (%s) is a quantised weight, which only a linear layer reads", i, v.name))
+				return false
+			}
 			g.fail(op, fmt.Errorf("input %d is nil", i))
 			return false
 		}

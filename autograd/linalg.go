@@ -50,6 +50,30 @@ func (g *Graph) asDType(t *tensor.Tensor, dtype tensor.DType) (conv *tensor.Tens
 	return c, func() { g.pool.Put(c) }, nil
 }
 
+// weight returns a linear layer's weight in dtype: the tensor itself, a
+// converted copy of a frozen BF16 or F16 one, or the dequantised values of
+// a quantised one (in a pool temporary, handed back by done).
+func (g *Graph) weight(w *Var, dtype tensor.DType) (*tensor.Tensor, func(), error) {
+	if w.Quant == nil {
+		return g.asDType(w.Value, dtype)
+	}
+	q := w.Quant
+	f, err := g.temp(tensor.F32, q.Rows, q.Cols)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.b.Dequantize(f, q, 0); err != nil {
+		g.pool.Put(f)
+		return nil, nil, fmt.Errorf("dequantize %s: %w", w.name, err)
+	}
+	if dtype == tensor.F32 {
+		return f, func() { g.pool.Put(f) }, nil
+	}
+	c, done, err := g.asDType(f, dtype)
+	g.pool.Put(f)
+	return c, done, err
+}
+
 // computeDType checks that x is F32 or F64, the dtypes ops compute in.
 func computeDType(x *Var) error {
 	if dt := x.Value.DType(); dt != tensor.F32 && dt != tensor.F64 {
@@ -87,12 +111,14 @@ func (g *Graph) Linear(x, w, bias *Var) *Var {
 		return g.fail(op, err)
 	}
 	dt := x.Value.DType()
-	xs, ws := x.Value.Shape(), w.Value.Shape()
+	xs, ws := x.Value.Shape(), w.Shape()
 	if len(xs) < 1 || len(ws) != 2 || ws[1] != xs[len(xs)-1] {
 		return g.fail(op, fmt.Errorf("input %v and weight %s %v: want [..., in] and [out, in]", xs, w.name, ws))
 	}
-	if err := frozenOK(w, dt); err != nil {
-		return g.fail(op, err)
+	if w.Quant == nil {
+		if err := frozenOK(w, dt); err != nil {
+			return g.fail(op, err)
+		}
 	}
 	in, out := ws[1], ws[0]
 	rows := x.Value.Len() / max(in, 1)
@@ -111,7 +137,7 @@ func (g *Graph) Linear(x, w, bias *Var) *Var {
 	if err != nil {
 		return g.fail(op, err)
 	}
-	wt, done, err := g.asDType(w.Value, dt)
+	wt, done, err := g.weight(w, dt)
 	if err != nil {
 		return g.fail(op, err)
 	}
@@ -127,7 +153,7 @@ func (g *Graph) Linear(x, w, bias *Var) *Var {
 	g.record(y, func(dy *tensor.Tensor) error {
 		if x.requires {
 			err := g.accumulate(x, func(dst *tensor.Tensor, acc bool) error {
-				wt, done, err := g.asDType(w.Value, dt)
+				wt, done, err := g.weight(w, dt)
 				if err != nil {
 					return err
 				}

@@ -170,6 +170,9 @@ func Attach(b backend.Backend, model any, cfg *LoraConfig, seed uint64, opts ...
 		if shapes[i], err = linearShape(nl); err != nil {
 			return nil, err
 		}
+		if cfg.UseDoRA && nl.Layer.Weight.Quant != nil {
+			return nil, fmt.Errorf("peft: layer %s: DoRA on a quantised base is not supported; use LoRA, or an unquantised base", nl.Name)
+		}
 	}
 	ad := &Adapter{Config: cfg.clone(), b: b, model: model, dtype: o.dtype, seed: seed, training: true}
 	if ad.Params, err = newParamSet(b, o.dtype, targets, shapes, cfg.R, cfg.UseDoRA); err != nil {
@@ -196,14 +199,15 @@ func Attach(b backend.Backend, model any, cfg *LoraConfig, seed uint64, opts ...
 func linearShape(nl nn.NamedLinear) ([2]int, error) {
 	w := nl.Layer.Weight
 	switch {
-	case w == nil || w.Value == nil:
+	case w == nil || (w.Value == nil && w.Quant == nil):
 		return [2]int{}, fmt.Errorf("peft: layer %s has no weight", nl.Name)
-	case w.Value.Rank() != 2:
-		return [2]int{}, fmt.Errorf("peft: layer %s has a weight of shape %v, want [out, in]", nl.Name, w.Value.Shape())
+	case len(w.Shape()) != 2:
+		return [2]int{}, fmt.Errorf("peft: layer %s has a weight of shape %v, want [out, in]", nl.Name, w.Shape())
 	case nl.Layer.Adapter != nil:
 		return [2]int{}, fmt.Errorf("peft: layer %s already has an adapter", nl.Name)
 	}
-	return [2]int{w.Value.Dim(0), w.Value.Dim(1)}, nil
+	s := w.Shape()
+	return [2]int{s[0], s[1]}, nil
 }
 
 // newParamSet lays out A, B (and m) of every target in one ParamSet.

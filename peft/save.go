@@ -247,6 +247,9 @@ func Load(b backend.Backend, model any, dir string, trainable bool, opts ...Opti
 		if err != nil {
 			return nil, err
 		}
+		if cfg.UseDoRA && nl.Layer.Weight.Quant != nil {
+			return nil, fmt.Errorf("adapter %s: layer %s: DoRA on a quantised base is not supported; load the unquantised base", wPath, nl.Name)
+		}
 		switch {
 		case p.a == "":
 			other := p.b

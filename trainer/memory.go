@@ -28,8 +28,12 @@ func (e Estimate) Total() int64 { return e.Weights + e.Trainable + e.Optimizer +
 func (r *Run) estimate() Estimate {
 	var e Estimate
 	for _, p := range nn.Params(r.Loaded.Model) {
-		if *p.Var != nil {
-			e.Weights += int64((*p.Var).Value.Bytes())
+		switch v := *p.Var; {
+		case v == nil:
+		case v.Quant != nil:
+			e.Weights += int64(v.Quant.Bytes())
+		case v.Value != nil:
+			e.Weights += int64(v.Value.Bytes())
 		}
 	}
 	n := int64(r.Train.Params().Len())
