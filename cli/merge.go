@@ -126,6 +126,12 @@ func runMerge(env *Env, args []string) error {
 	} else if same {
 		return fmt.Errorf("output directory %s is the base model's directory; give another --out", outDir)
 	}
+	if n, kind, err := models.Dequantize(b, l.Model); err != nil {
+		return err
+	} else if n > 0 {
+		fmt.Fprintf(env.Stdout, "the base %s is quantised (%s): dequantised its %d quantised layers to their original dtype before merging; "+
+			"the merged weights carry the quantisation error (pass --base with the unquantised original to avoid it)\n", baseName, kind, n)
+	}
 	ad, err := peft.Load(b, l.Model, *adapter, false)
 	if err != nil {
 		return err
@@ -220,10 +226,23 @@ func writeMergedConfig(baseDir, outDir string, dt tensor.DType) error {
 	if err != nil {
 		return err
 	}
-	if dt != tensor.Invalid {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return fmt.Errorf("parse %s: %w", src, err)
+	}
+	_, quantized := probe["quantization_config"]
+	if dt != tensor.Invalid || quantized {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(data, &m); err != nil {
 			return fmt.Errorf("parse %s: %w", src, err)
+		}
+		// The merged weights are dense, whatever the base was.
+		delete(m, "quantization_config")
+		if dt == tensor.Invalid {
+			if data, err = marshalPyJSON(m); err != nil {
+				return err
+			}
+			return writeFileAtomic(filepath.Join(outDir, "config.json"), data)
 		}
 		name := map[tensor.DType]string{tensor.F32: models.DTypeFloat32, tensor.BF16: models.DTypeBFloat16, tensor.F16: models.DTypeFloat16}[dt]
 		v, _ := json.Marshal(name)

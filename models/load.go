@@ -11,6 +11,7 @@ import (
 	"github.com/whet-ai/whet/formats/safetensors"
 	"github.com/whet-ai/whet/hf"
 	"github.com/whet-ai/whet/nn"
+	"github.com/whet-ai/whet/quant"
 	"github.com/whet-ai/whet/tensor"
 	"github.com/whet-ai/whet/tokenizer"
 )
@@ -68,6 +69,18 @@ func LoadDir(b backend.Backend, dir *hf.ModelDir) (*Loaded, error) {
 		return nil, err
 	}
 	defer st.Close()
+	// Weights that bitsandbytes quantised (a checkpoint that whet quantize
+	// or transformers wrote) load as quantised weights.
+	get := quant.FileGetter(st)
+	for _, p := range nn.Params(m) {
+		q, ok, err := quant.Decode(b, p.Name, get)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", st.Path(), err)
+		}
+		if ok {
+			*p.Var = autograd.Quantized(p.Name, q)
+		}
+	}
 	err = loadWeights(b, m, st.Path(), func(name string) (tensor.DType, []int, []byte, bool, error) {
 		info, ok := st.Info(name)
 		if !ok {
@@ -172,6 +185,9 @@ type shaper interface {
 // is an error naming the tensor and the file.
 func loadWeights(b backend.Backend, m Model, file string, src tensorSource) error {
 	for _, p := range nn.Params(m) {
+		if *p.Var != nil && (*p.Var).Quant != nil {
+			continue // loaded quantised
+		}
 		dt, shape, raw, ok, err := src(p.Name)
 		if err != nil {
 			return fmt.Errorf("load %s: %w", file, err)

@@ -39,6 +39,9 @@ func (r *Run) estimate() Estimate {
 	n := int64(r.Train.Params().Len())
 	e.Trainable = 2 * 4 * n
 	e.Optimizer = 2 * 4 * n
+	if r.Recipe.Optimizer.Name == "adamw8bit" {
+		e.Optimizer = 2*n + 2*4*(n/256+1) // 8-bit moments and their block scales
+	}
 	cfg := r.Loaded.Model.Config()
 	tokens := int64(r.Recipe.MicroBatchSize * r.Recipe.Data.SequenceLen)
 	perLayer := int64(34)

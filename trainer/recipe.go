@@ -16,6 +16,8 @@ type Recipe struct {
 	LoRA   LoRARecipe `yaml:"lora"`
 	// InitAdapter is a PEFT adapter directory to continue training from.
 	InitAdapter string `yaml:"init_adapter"`
+	// Quantization quantises the frozen base as it loads (QLoRA).
+	Quantization QuantRecipe `yaml:"quantization"`
 
 	Optimizer OptimizerRecipe `yaml:"optimizer"`
 	Schedule  ScheduleRecipe  `yaml:"schedule"`
@@ -67,9 +69,17 @@ type LoRARecipe struct {
 	Init              string   `yaml:"init"` // "default" (PEFT's) or "gaussian"
 }
 
+// QuantRecipe is the quantisation section: the frozen base's format.
+type QuantRecipe struct {
+	Type             string  `yaml:"type"` // "none", "nf4", "fp4" or "int8"
+	DoubleQuant      bool    `yaml:"double_quant"`
+	BlockSize        int     `yaml:"block_size"`
+	OutlierThreshold float64 `yaml:"outlier_threshold"`
+}
+
 // OptimizerRecipe is the optimiser section.
 type OptimizerRecipe struct {
-	Name        string    `yaml:"name"` // "adamw" or "sgd"
+	Name        string    `yaml:"name"` // "adamw", "adamw8bit" or "sgd"
 	LR          float64   `yaml:"lr"`
 	WeightDecay float64   `yaml:"weight_decay"`
 	Betas       []float64 `yaml:"betas"`
@@ -93,12 +103,13 @@ type ScheduleRecipe struct {
 // takes when the file leaves it out.
 func DefaultRecipe() Recipe {
 	return Recipe{
-		Data:      DataRecipe{SequenceLen: 512, Packing: true, TrainOn: "assistant", Shuffle: true},
-		Method:    "lora",
-		LoRA:      LoRARecipe{R: 16, Alpha: 32, Dropout: 0.05, TargetModules: []string{"all-linear"}, Init: "default"},
-		Optimizer: OptimizerRecipe{Name: "adamw", LR: 2e-4, Betas: []float64{0.9, 0.999}, Eps: 1e-8},
-		Schedule:  ScheduleRecipe{Name: "cosine", WarmupRatio: 0.03},
-		Epochs:    1, MicroBatchSize: 1, GradientAccumulationSteps: 1, MaxGradNorm: 1,
+		Data:         DataRecipe{SequenceLen: 512, Packing: true, TrainOn: "assistant", Shuffle: true},
+		Method:       "lora",
+		Quantization: QuantRecipe{Type: "none", BlockSize: 64},
+		LoRA:         LoRARecipe{R: 16, Alpha: 32, Dropout: 0.05, TargetModules: []string{"all-linear"}, Init: "default"},
+		Optimizer:    OptimizerRecipe{Name: "adamw", LR: 2e-4, Betas: []float64{0.9, 0.999}, Eps: 1e-8},
+		Schedule:     ScheduleRecipe{Name: "cosine", WarmupRatio: 0.03},
+		Epochs:       1, MicroBatchSize: 1, GradientAccumulationSteps: 1, MaxGradNorm: 1,
 		SaveTotalLimit: 2, OutputDir: "./lora-out", Seed: 42, LoggingSteps: 1, NaNPolicy: "stop",
 	}
 }

@@ -1187,7 +1187,8 @@ func (d *recipeDecoder) assign(v reflect.Value, value, path string, mapEntry boo
 // The values of the enumerated keys.
 var (
 	validMethods     = []string{"lora", "full"}
-	validOptimizers  = []string{"adamw", "sgd"}
+	validOptimizers  = []string{"adamw", "adamw8bit", "sgd"}
+	validQuantTypes  = []string{"none", "nf4", "fp4", "int8"}
 	validSchedules   = []string{"constant", "linear", "cosine"}
 	validLoRAInits   = []string{"default", "gaussian"}
 	validNaNPolicies = []string{"stop", "skip"}
@@ -1213,6 +1214,15 @@ func (r *Recipe) Validate() error {
 	p.enum("method", r.Method, validMethods...)
 	p.check(r.InitAdapter == "" || r.Method != "full", "init_adapter",
 		"continues training a LoRA adapter, so it needs method: lora (method is full)")
+	q := &r.Quantization
+	p.enum("quantization.type", q.Type, validQuantTypes...)
+	p.check(q.Type == "none" || r.Method == "lora", "quantization.type",
+		"a quantised base stays frozen, so it needs method: lora (method is %s)", r.Method)
+	p.check(q.BlockSize == 64 || q.BlockSize == 128 || q.BlockSize == 256 || q.BlockSize == 512 || q.BlockSize == 1024 || q.BlockSize == 2048 || q.BlockSize == 4096,
+		"quantization.block_size", "got %d; want a power of two from 64 to 4096", q.BlockSize)
+	p.check(!q.DoubleQuant || q.Type == "nf4" || q.Type == "fp4", "quantization.double_quant", "applies to nf4 and fp4")
+	p.check(q.OutlierThreshold == 0 || q.Type == "int8", "quantization.outlier_threshold", "applies to int8")
+	p.check(!(q.Type != "none" && r.LoRA.DoRA), "lora.dora", "DoRA on a quantised base is not supported")
 
 	// Data.
 	d := &r.Data

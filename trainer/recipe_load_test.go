@@ -477,7 +477,7 @@ func TestValidateCollects(t *testing.T) {
 	for _, s := range []string{
 		"10 problems in the recipe:\n",
 		"\n  - method: got \"qlora\"; want lora or full",
-		"\n  - optimizer.name: got \"adam\"; want adamw or sgd (did you mean \"adamw\"?)",
+		"\n  - optimizer.name: got \"adam\"; want adamw, adamw8bit or sgd (did you mean \"adamw\"?)",
 		"\n  - data.format: got \"chatml\"; want text, completion, alpaca, messages, sharegpt or tokens",
 		"\n  - lora.r: got 0; want a rank of at least 1",
 	} {

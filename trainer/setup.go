@@ -7,12 +7,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/whet-ai/whet/autograd"
 	"github.com/whet-ai/whet/backend"
 	"github.com/whet-ai/whet/data"
 	"github.com/whet-ai/whet/models"
 	"github.com/whet-ai/whet/optim"
+	"github.com/whet-ai/whet/quant"
 	"github.com/whet-ai/whet/tokenizer/chat"
 )
 
@@ -50,6 +52,19 @@ func New(rc *Recipe, opt Options) (*Run, error) {
 	}
 	if l.Tokenizer == nil {
 		return nil, fmt.Errorf("%s has no tokenizer.json; whet needs it to read the data", l.Source)
+	}
+	if q := rc.Quantization; q.Type != "none" {
+		kind, err := quant.ParseKind(q.Type)
+		if err != nil {
+			return nil, err
+		}
+		before := models.QuantizedBytes(l.Model)
+		n, err := models.Quantize(b, l.Model, models.QuantOptions{Kind: kind, DoubleQuant: q.DoubleQuant, BlockSize: q.BlockSize, Outliers: q.OutlierThreshold})
+		if err != nil {
+			return nil, err
+		}
+		runtime.GC() // let the dense weights go
+		fmt.Fprintf(out, "quantised %d linear layers to %s: weights %.1f MB -> %.1f MB\n", n, kind, float64(before)/1e6, float64(models.QuantizedBytes(l.Model))/1e6)
 	}
 	if rc.GradientCheckpointing {
 		if c, ok := l.Model.(interface{ SetCheckpointing(bool) }); ok {
@@ -233,8 +248,10 @@ func newOptimizer(t Trainable, rc *Recipe) (optim.Optimizer, error) {
 	switch o.Name {
 	case "adamw":
 		return optim.NewAdamW(t.Params(), o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, groups)
+	case "adamw8bit":
+		return optim.NewAdamW8bit(t.Params(), o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, groups)
 	case "sgd":
 		return optim.NewSGD(t.Params(), o.Momentum, 0, o.Nesterov, o.WeightDecay, groups)
 	}
-	return nil, fmt.Errorf("optimizer %q: want adamw or sgd", o.Name)
+	return nil, fmt.Errorf("optimizer %q: want adamw, adamw8bit or sgd", o.Name)
 }

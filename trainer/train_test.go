@@ -304,3 +304,86 @@ func TestMemoryRefusal(t *testing.T) {
 		t.Errorf("error %v, want a refusal with the estimate", err)
 	}
 }
+
+// TestAdamW8bitMatches: a short full fine-tuning run with 8-bit AdamW (its
+// large tensors get 8-bit moments) ends within 1% of the eval loss of
+// 32-bit AdamW.
+func TestAdamW8bitMatches(t *testing.T) {
+	dir := t.TempDir()
+	var losses [2]float64
+	for i, name := range []string{"adamw", "adamw8bit"} {
+		rc := quickRecipe(t, dir)
+		rc.Method, rc.LoRA.Dropout = "full", 0
+		rc.Optimizer.Name, rc.Optimizer.LR = name, 2e-3
+		rc.Epochs, rc.EvalSteps, rc.SaveSteps = 3, 0, 0
+		rc.OutputDir = filepath.Join(dir, name)
+		res := fit(t, rc, false)
+		losses[i] = res.EvalLoss
+	}
+	t.Logf("eval loss: AdamW %.5f, AdamW8bit %.5f", losses[0], losses[1])
+	if d := (losses[1] - losses[0]) / losses[0]; d > 0.01 || d < -0.01 {
+		t.Errorf("8-bit AdamW's eval loss %.5f is %.2f%% from 32-bit AdamW's %.5f", losses[1], 100*d, losses[0])
+	}
+}
+
+// storiesData writes a dataset of short stories about new characters, with
+// enough variety that the eval loss stays well above zero.
+func storiesData(t *testing.T, dir string) string {
+	t.Helper()
+	names := []string{"Zorb", "Pip", "Mila", "Toto", "Fen", "Lux", "Bram", "Suki"}
+	foods := []string{"blue cheese", "red apples", "warm soup", "sweet cake", "green peas", "hot bread"}
+	places := []string{"the park", "the forest", "the big lake", "the old barn", "the garden"}
+	rng := rand.New(rand.NewPCG(5, 5))
+	var lines []string
+	for range 160 {
+		n, f, p := names[rng.IntN(len(names))], foods[rng.IntN(len(foods))], places[rng.IntN(len(places))]
+		js, _ := json.Marshal(map[string]string{"text": fmt.Sprintf("Once upon a time, there was a dragon named %s. %s loved to eat %s in %s. One day, %s found a shiny stone.", n, n, f, p, n)})
+		lines = append(lines, string(js))
+	}
+	path := filepath.Join(dir, "stories.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestQLoRAOnStories: QLoRA (NF4 base, double quantisation) on the real
+// stories260K model reaches an eval loss within 2% of LoRA on the
+// unquantised base, with the same data and steps.
+func TestQLoRAOnStories(t *testing.T) {
+	model := filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
+	if _, err := os.Stat(model); err != nil {
+		t.Skipf("skipping: the shared model %s is absent", model)
+	}
+	dir := t.TempDir()
+	data := storiesData(t, dir)
+	var losses [2]float64
+	for i, q := range []string{"none", "nf4"} {
+		rc := trainer.DefaultRecipe()
+		rc.Model = model
+		rc.Data.Files = []string{data}
+		rc.Data.Format = "text"
+		rc.Data.SequenceLen = 128
+		rc.Data.EvalFraction = 0.15
+		rc.Quantization.Type, rc.Quantization.DoubleQuant = q, q != "none"
+		rc.LoRA.R, rc.LoRA.Alpha, rc.LoRA.Dropout = 8, 16, 0
+		rc.Optimizer.LR = 5e-3
+		rc.Epochs, rc.MicroBatchSize = 3, 4
+		rc.OutputDir = filepath.Join(dir, q)
+		run, err := trainer.New(&rc, trainer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _, _ := run.Evaluate()
+		res, err := run.Fit(context.Background())
+		run.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses[i] = res.EvalLoss
+		t.Logf("%s: eval loss %.4f before, %.4f after %d steps", q, before, res.EvalLoss, res.Steps)
+	}
+	if d := (losses[1] - losses[0]) / losses[0]; d > 0.02 || d < -0.02 {
+		t.Errorf("QLoRA eval loss %.4f is %.2f%% from LoRA's %.4f", losses[1], 100*d, losses[0])
+	}
+}
