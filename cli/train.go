@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/whet-ai/whet/tracking/progress"
 	"github.com/whet-ai/whet/trainer"
 )
 
@@ -85,7 +86,11 @@ func runTrain(env *Env, args []string) error {
 
 // train runs a recipe and prints the summary.
 func train(ctx context.Context, env *Env, rc *trainer.Recipe, resume bool) error {
-	run, err := trainer.New(rc, trainer.Options{Out: env.Stdout, Resume: resume})
+	terminal := false
+	if f, ok := env.Stdout.(*os.File); ok {
+		terminal = progress.IsTerminal(f)
+	}
+	run, err := trainer.New(rc, trainer.Options{Out: env.Stdout, Resume: resume, Terminal: terminal})
 	if err != nil {
 		return err
 	}

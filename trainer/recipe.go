@@ -37,6 +37,25 @@ type Recipe struct {
 	LoggingSteps   int     `yaml:"logging_steps"`
 	NaNPolicy      string  `yaml:"nan_policy"`      // "stop" or "skip"
 	MemoryLimitGB  float64 `yaml:"memory_limit_gb"` // 0: the machine's available memory
+
+	Tracking TrackingRecipe `yaml:"tracking"`
+}
+
+// TrackingRecipe says where the run's parameters, metrics and artifacts go
+// besides metrics.jsonl (always written).
+type TrackingRecipe struct {
+	// MLflow logs to MLflow: TrackingURI (else MLFLOW_TRACKING_URI), or a
+	// local ./mlruns store when neither is set. Setting
+	// MLFLOW_TRACKING_URI turns it on too.
+	MLflow      bool   `yaml:"mlflow"`
+	TrackingURI string `yaml:"tracking_uri"`
+	Experiment  string `yaml:"experiment"`
+	RunName     string `yaml:"run_name"`
+	// TensorBoard writes event files to output_dir/runs.
+	TensorBoard bool `yaml:"tensorboard"`
+	// Plots draws loss.png (train and eval loss, LR) at each checkpoint
+	// and at the end.
+	Plots bool `yaml:"plots"`
 }
 
 // DataRecipe is the dataset section: files, format, masking, packing.
@@ -106,6 +125,7 @@ func DefaultRecipe() Recipe {
 		Data:         DataRecipe{SequenceLen: 512, Packing: true, TrainOn: "assistant", Shuffle: true},
 		Method:       "lora",
 		Quantization: QuantRecipe{Type: "none", BlockSize: 64},
+		Tracking:     TrackingRecipe{Experiment: "whet", Plots: true},
 		LoRA:         LoRARecipe{R: 16, Alpha: 32, Dropout: 0.05, TargetModules: []string{"all-linear"}, Init: "default"},
 		Optimizer:    OptimizerRecipe{Name: "adamw", LR: 2e-4, Betas: []float64{0.9, 0.999}, Eps: 1e-8},
 		Schedule:     ScheduleRecipe{Name: "cosine", WarmupRatio: 0.03},

@@ -24,6 +24,8 @@ type Options struct {
 	Out io.Writer
 	// Resume continues from the newest checkpoint in the output directory.
 	Resume bool
+	// Terminal shows a live progress bar on Out instead of log lines.
+	Terminal bool
 }
 
 // New sets a run up from a recipe: it checks the recipe and its files,
@@ -75,7 +77,7 @@ func New(rc *Recipe, opt Options) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{Recipe: rc, Backend: b, Loaded: l, Out: out, pool: autograd.NewPool(b)}
+	r := &Run{Recipe: rc, Backend: b, Loaded: l, Out: out, pool: autograd.NewPool(b), terminal: opt.Terminal}
 
 	// The data, opened once for one epoch to count the steps an epoch
 	// gives, then for the run.
@@ -138,6 +140,9 @@ func New(rc *Recipe, opt Options) (*Run, error) {
 		return nil, fmt.Errorf("%s already holds checkpoints (up to step %d): pass --resume to continue, or choose another output_dir", rc.OutputDir, steps[len(steps)-1])
 	}
 	if err := r.openMetrics(); err != nil {
+		return nil, err
+	}
+	if err := r.openTrackers(); err != nil {
 		return nil, err
 	}
 	if y, err := rc.YAML(); err == nil {

@@ -16,6 +16,9 @@ import (
 	"github.com/whet-ai/whet/data"
 	"github.com/whet-ai/whet/models"
 	"github.com/whet-ai/whet/optim"
+	"github.com/whet-ai/whet/tracking"
+	"github.com/whet-ai/whet/tracking/plot"
+	"github.com/whet-ai/whet/tracking/progress"
 )
 
 // Trainable is what a run trains: LoRA adapters on a frozen base, or every
@@ -56,6 +59,12 @@ type Run struct {
 	// stepsPerEpoch is the number of optimiser steps an epoch gives.
 	stepsPerEpoch int
 	totalSteps    int
+
+	// tracker is the recipe's sinks (nil when only metrics.jsonl).
+	tracker                  tracking.Tracker
+	trainPts, evalPts, lrPts []plot.Point
+	bar                      *progress.Bar
+	terminal                 bool
 }
 
 // Result summarises a finished run.
@@ -180,8 +189,9 @@ func (r *Run) Evaluate() (float64, int, error) {
 	return sum / float64(tokens), tokens, nil
 }
 
-// metric writes one line of metrics.jsonl.
+// metric writes one line of metrics.jsonl and sends it to the trackers.
 func (r *Run) metric(m map[string]any) error {
+	r.track(m)
 	if r.metrics == nil {
 		return nil
 	}
@@ -194,8 +204,26 @@ func (r *Run) metric(m map[string]any) error {
 }
 
 // Fit trains until the recipe's steps or epochs are done, evaluating and
-// checkpointing on the way, and saves the result.
+// checkpointing on the way, and saves the result. The trackers get the
+// run's status at the end: FINISHED, FAILED, or KILLED when ctx was
+// cancelled (Ctrl-C).
 func (r *Run) Fit(ctx context.Context) (*Result, error) {
+	r.bar = progress.New(r.Out, r.totalSteps, r.terminal)
+	r.bar.SetEvery(max(1, r.Recipe.LoggingSteps))
+	res, err := r.fit(ctx)
+	r.bar.Done()
+	status := tracking.StatusFinished
+	switch {
+	case ctx.Err() != nil:
+		status = tracking.StatusKilled
+	case err != nil:
+		status = tracking.StatusFailed
+	}
+	r.finishTracking(status)
+	return res, err
+}
+
+func (r *Run) fit(ctx context.Context) (*Result, error) {
 	rc := r.Recipe
 	it, err := r.Data.Train(r.dataState)
 	if err != nil {
@@ -204,7 +232,6 @@ func (r *Run) Fit(ctx context.Context) (*Result, error) {
 	defer it.Close()
 	res := &Result{EvalLoss: math.NaN()}
 	start := time.Now()
-	startStep := r.step
 	var tokensSeen int64
 	r.Train.SetTraining(true)
 	for r.step < r.totalSteps {
@@ -243,7 +270,7 @@ func (r *Run) Fit(ctx context.Context) (*Result, error) {
 			if rc.NaNPolicy != "skip" {
 				return res, fmt.Errorf("step %d: the loss is not finite (NaN or Inf); lower the learning rate, or set nan_policy: skip to skip such steps", r.step+1)
 			}
-			fmt.Fprintf(r.Out, "step %d: loss is not finite; step skipped (nan_policy: skip)\n", r.step+1)
+			r.bar.Log(fmt.Sprintf("step %d: loss is not finite; step skipped (nan_policy: skip)", r.step+1))
 		}
 		lr := r.Sched.At(r.step)
 		norm, scale := math.NaN(), 1.0
@@ -260,10 +287,8 @@ func (r *Run) Fit(ctx context.Context) (*Result, error) {
 		res.FinalLoss = loss
 		elapsed := time.Since(start)
 		tps := float64(tokensSeen) / elapsed.Seconds()
-		eta := time.Duration(float64(elapsed) / float64(r.step-startStep) * float64(r.totalSteps-r.step))
-		if rc.LoggingSteps > 0 && (r.step%rc.LoggingSteps == 0 || r.step == r.totalSteps) {
-			fmt.Fprintf(r.Out, "step %d/%d | loss %.4f | lr %.3g | grad norm %.3g | %.0f tok/s | epoch %d | ETA %s\n",
-				r.step, r.totalSteps, loss, lr, norm, tps, it.Epoch()+1, eta.Round(time.Second))
+		if rc.LoggingSteps > 0 {
+			r.bar.Update(r.step, loss, lr, tps)
 		}
 		if err := r.metric(map[string]any{"step": r.step, "loss": finite(loss), "lr": lr, "grad_norm": finite(norm),
 			"tokens": window, "tokens_per_sec": tps, "epoch": it.Epoch(), "skipped": bad}); err != nil {
@@ -280,6 +305,7 @@ func (r *Run) Fit(ctx context.Context) (*Result, error) {
 				return res, err
 			}
 			res.Checkpoints = append(res.Checkpoints, dir)
+			r.plotLoss()
 		}
 	}
 	if err := r.evalAndLog(res); err != nil {
@@ -301,7 +327,12 @@ func (r *Run) evalAndLog(res *Result) error {
 		return nil
 	}
 	res.EvalLoss = loss
-	fmt.Fprintf(r.Out, "eval at step %d | loss %.4f | perplexity %.3f | %d tokens\n", r.step, loss, math.Exp(loss), n)
+	line := fmt.Sprintf("eval at step %d | loss %.4f | perplexity %.3f | %d tokens", r.step, loss, math.Exp(loss), n)
+	if r.bar != nil {
+		r.bar.Log(line)
+	} else {
+		fmt.Fprintln(r.Out, line)
+	}
 	return r.metric(map[string]any{"step": r.step, "eval_loss": loss, "eval_perplexity": math.Exp(loss), "eval_tokens": n})
 }
 
