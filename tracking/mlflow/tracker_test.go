@@ -928,7 +928,7 @@ func TestMLflowRejectedIsolated(t *testing.T) {
 	}
 	cfg.Getenv = env(EnvRunID, first.RunID())
 	tr := mustNew(t, cfg)
-	srv.Stop() // the calls below pile up in the journal and go out together
+	srv.Stop()                                 // the calls below pile up in the journal and go out together
 	tr.LogParams(map[string]string{"lr": "2"}) // refused: a param cannot change
 	tr.LogParams(map[string]string{"wd": "0.1"})
 	tr.LogParams(map[string]string{"lr": "1", "warmup": "10"}) // the same value again is fine
