@@ -17,6 +17,7 @@ import (
 	"github.com/whet-ai/whet/formats/gguf"
 	"github.com/whet-ai/whet/formats/safetensors"
 	"github.com/whet-ai/whet/hf"
+	"github.com/whet-ai/whet/internal/testref"
 	"github.com/whet-ai/whet/models"
 	"github.com/whet-ai/whet/tensor"
 	"github.com/whet-ai/whet/tokenizer"
@@ -411,11 +412,11 @@ func checkWithHFTokenizers(t *testing.T, path string, tok *tokenizer.Tokenizer) 
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: the check with the Hugging Face tokenizers library is skipped")
+		testref.Missing(t, "node is not installed: the check with the Hugging Face tokenizers library is skipped")
 	}
 	cache := convertTestCache()
 	if _, err := os.Stat(filepath.Join(cache, "node_modules", "tokenizers", "package.json")); err != nil {
-		t.Skipf("the tokenizers Node binding is not installed in %s (tokenizer/testdata/oracle/fetch.sh installs it): the check with the Hugging Face tokenizers library is skipped", cache)
+		testref.Missing(t, "the tokenizers Node binding is not installed in %s (tokenizer/testdata/oracle/fetch.sh installs it): the check with the Hugging Face tokenizers library is skipped", cache)
 	}
 	tmp := t.TempDir()
 	script, strs := filepath.Join(tmp, "encode.js"), filepath.Join(tmp, "strings.json")

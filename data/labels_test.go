@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whet-ai/whet/internal/testref"
 	"github.com/whet-ai/whet/tokenizer"
 	"github.com/whet-ai/whet/tokenizer/chat"
 )
@@ -209,7 +210,7 @@ func realLlama3(t *testing.T) *tokenizer.Tokenizer {
 	}
 	path := filepath.Join(cache, "node_modules", "@lenml", "tokenizer-llama3", "models", "tokenizer.json")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("Llama 3's tokenizer.json is not in %s (run scripts/fetch-test-deps): %v", cache, err)
+		testref.Missing(t, "Llama 3's tokenizer.json is not in %s (run scripts/fetch-test-deps): %v", cache, err)
 	}
 	return loadTok(t, path)
 }

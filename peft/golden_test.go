@@ -18,7 +18,7 @@ func goldenCases(t *testing.T) []string {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join("testdata", "golden", "*", "golden.safetensors"))
 	if len(dirs) == 0 {
-		t.Skip("no PEFT fixtures under testdata/golden (scripts/golden/lora_golden.py writes them)")
+		t.Fatal("no PEFT fixtures under testdata/golden (scripts/golden/lora_golden.py writes them)")
 	}
 	for i, d := range dirs {
 		dirs[i] = filepath.Dir(d)

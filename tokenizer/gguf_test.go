@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/whet-ai/whet/formats/gguf"
+	"github.com/whet-ai/whet/internal/testref"
 )
 
 var ggufDump = flag.Bool("gguf.dump", false, "TestGGUFStoriesVocabDump writes testdata/gguf/stories260K-vocab.json from "+storiesGGUF)
@@ -1215,7 +1216,7 @@ func TestGGUFFromRealTokenizers(t *testing.T) {
 			t.Parallel()
 			p := filepath.Join(testCacheDir(), c.file)
 			if _, err := os.Stat(p); err != nil {
-				t.Skipf("%s is not installed (%v): run tokenizer/testdata/oracle/fetch.sh", p, err)
+				testref.Missing(t, "%s is not installed (%v): run tokenizer/testdata/oracle/fetch.sh", p, err)
 			}
 			f, orig := ggufFromTokenizerJSON(t, p, c.model, c.extra...)
 			checkGGUFGolden(t, f, orig, c.golden, c.roundTrip)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/whet-ai/whet/internal/testref"
 )
 
 // goldenCase is one string of a golden file written by
@@ -265,7 +267,7 @@ func TestGolden(t *testing.T) {
 		t.Run(gt.Name, func(t *testing.T) {
 			tok, why := gt.load(t)
 			if tok == nil {
-				t.Skip(why)
+				testref.Missing(t, "%s", why)
 			}
 			g := loadGolden(t, gt.Name)
 			for content, want := range g.AddedIDs {

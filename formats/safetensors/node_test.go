@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/whet-ai/whet/internal/testref"
 )
 
 // hubDirEnv names a directory where `npm install @huggingface/hub` was run;
@@ -27,7 +29,7 @@ const hubDirEnv = "WHET_HFJS_DIR"
 func TestIndependentCheck(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: skipping the independent Node check of written files")
+		testref.Missing(t, "node is not installed: skipping the independent Node check of written files")
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	ts := randomTensors(rng, append(Dtypes(), F32, BF16, F16, BF16), "model.layers.")
@@ -133,7 +135,7 @@ func TestIndependentCheck(t *testing.T) {
 		return
 	}
 	if _, err := os.Stat(filepath.Join(hubDir, "node_modules", "@huggingface", "hub", "package.json")); err != nil {
-		t.Skipf("%s=%s has no node_modules/@huggingface/hub: skipping the @huggingface/hub check", hubDirEnv, hubDir)
+		testref.Missing(t, "%s=%s has no node_modules/@huggingface/hub: skipping the @huggingface/hub check", hubDirEnv, hubDir)
 	}
 	for _, name := range []string{"single", "sharded"} {
 		t.Run("hub/"+name, func(t *testing.T) { run(t, "--hub", hubDir, filepath.Join(tmp, name)) })

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whet-ai/whet/internal/testref"
 	"github.com/whet-ai/whet/tokenizer"
 )
 
@@ -20,7 +21,7 @@ func llama3Tokenizer(t *testing.T) *tokenizer.Tokenizer {
 	}
 	path := filepath.Join(cache, "node_modules", "@lenml", "tokenizer-llama3", "models", "tokenizer.json")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("Llama 3's tokenizer.json is not in %s (run scripts/fetch-test-deps): %v", cache, err)
+		testref.Missing(t, "Llama 3's tokenizer.json is not in %s (run scripts/fetch-test-deps): %v", cache, err)
 	}
 	tok, err := tokenizer.Load(path)
 	if err != nil {
@@ -33,7 +34,7 @@ func TestEncodeAssistantMask(t *testing.T) {
 	tok := llama3Tokenizer(t)
 	src, err := os.ReadFile(filepath.Join("testdata", "templates", "lenml_llama3.jinja"))
 	if err != nil {
-		t.Skipf("template: %v", err)
+		t.Fatalf("template: %v", err)
 	}
 	tmpl, err := Parse("llama3", string(src))
 	if err != nil {

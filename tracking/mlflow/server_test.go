@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whet-ai/whet/internal/testref"
 	"github.com/whet-ai/whet/tracking"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestRealServer(t *testing.T) {
 	uri := os.Getenv("WHET_MLFLOW_TEST_URI")
 	if uri == "" {
-		t.Skip("skipping: WHET_MLFLOW_TEST_URI is not set (scripts/test sets it when FastTrackML is built: scripts/fetch-fasttrackml)")
+		testref.Missing(t, "WHET_MLFLOW_TEST_URI is not set: no MLflow-compatible server to test against (scripts/test starts FastTrackML when scripts/fetch-fasttrackml has built it)")
 	}
 	ctx := context.Background()
 	exp := fmt.Sprintf("whet-test-%d", time.Now().UnixNano())
