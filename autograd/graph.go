@@ -152,14 +152,11 @@ func (g *Graph) ok(op string, vs ...*Var) bool {
 		return false
 	}
 	for i, v := range vs {
-		if v == nil || v.Value == nil {
-			if v != nil && v.Quant != nil && op == "linear" && i == 1 {
-				continue // a quantised weight
-			}
-			if v != nil && v.Quant != nil {
-				g.fail(op, fmt.Errorf("input %d (%s) is a quantised weight, which only a linear layer reads", i, v.name))
-				return false
-			}
+		switch {
+		case v != nil && v.Quant != nil:
+			g.fail(op, fmt.Errorf("input %d (%s) is a quantised weight, which only a linear layer reads", i, v.name))
+			return false
+		case v == nil || v.Value == nil:
 			g.fail(op, fmt.Errorf("input %d is nil", i))
 			return false
 		}

@@ -1,6 +1,7 @@
 package autograd
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -104,8 +105,11 @@ func frozenOK(w *Var, dtype tensor.DType) error {
 // frozen w costs no weight-gradient GEMM.
 func (g *Graph) Linear(x, w, bias *Var) *Var {
 	const op = "linear"
-	if !g.ok(op, x, w) {
+	if !g.ok(op, x) {
 		return g.dead
+	}
+	if w == nil || (w.Value == nil && w.Quant == nil) {
+		return g.fail(op, errors.New("the weight is nil"))
 	}
 	if err := computeDType(x); err != nil {
 		return g.fail(op, err)

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 
 	"github.com/whet-ai/whet/autograd"
@@ -77,40 +75,17 @@ func runEval(env *Env, args []string) error {
 		return err
 	}
 	defer it.Close()
-	pool := autograd.NewPool(b)
-	sum, tokens, examples := 0.0, 0, 0
-	for {
-		bt, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		in, err := trainer.Inputs(b, bt)
-		if err != nil {
-			return err
-		}
-		g := autograd.New(b, pool)
-		var loss *autograd.Var
-		var n int
-		g.NoGrad(func() { loss, n = l.Model.Loss(g, in, bt.Labels) })
-		v, err := g.Value(loss)
-		g.Release()
-		if err != nil {
-			return err
-		}
-		sum += v[0]
-		tokens += n
-		examples += len(bt.Sources)
+	ev, err := trainer.EvalLoss(b, autograd.NewPool(b), l.Model, it)
+	if err != nil {
+		return err
 	}
-	if tokens == 0 {
+	if ev.Tokens == 0 {
 		return fmt.Errorf("no trained tokens in the data (check --format, --sequence-len and --train-on)")
 	}
-	mean := sum / float64(tokens)
+	mean := ev.Mean()
 	st := it.Stats()
-	out, err := json.Marshal(map[string]any{"loss": mean, "perplexity": math.Exp(mean), "examples": examples,
-		"tokens": tokens, "skipped": st.Skipped, "too_long": st.TooLong})
+	out, err := json.Marshal(map[string]any{"loss": mean, "perplexity": math.Exp(mean), "examples": ev.Examples,
+		"tokens": ev.Tokens, "skipped": st.Skipped, "too_long": st.TooLong})
 	if err != nil {
 		return err
 	}

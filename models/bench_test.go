@@ -1,8 +1,8 @@
 package models
 
 import (
-	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +139,6 @@ func BenchmarkDecode100M(b *testing.B) {
 	}
 	b.ReportMetric(median(rates), "tokens/s")
 	b.ReportMetric(float64(n)/1e6, "Mparams")
-	_ = fmt.Sprint()
 }
 
 // benchLoRA is a LoRA-style adapter for the benchmark: y + (x A^T) B^T.
@@ -168,13 +167,7 @@ func addAdapters(b *testing.B, be backend.Backend, m Model, r int) {
 }
 
 func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	return s[len(s)/2]
 }

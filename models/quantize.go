@@ -82,9 +82,9 @@ func Dequantize(b backend.Backend, m Model) (int, backend.QuantKind, error) {
 	return n, kind, nil
 }
 
-// QuantizedBytes is the memory of m's weights: quantised ones at their
-// quantised size.
-func QuantizedBytes(m Model) int64 {
+// WeightBytes is the memory of m's weights as they are held: each in its
+// dtype, quantised ones at their quantised size.
+func WeightBytes(m Model) int64 {
 	var total int64
 	for _, p := range nn.Params(m) {
 		v := *p.Var

@@ -39,7 +39,7 @@ func TestQuantizedLinear(t *testing.T) {
 				return l.Model
 			}
 			q := load()
-			dense := QuantizedBytes(q)
+			dense := WeightBytes(q)
 			n, err := Quantize(b, q, c.opt)
 			if err != nil {
 				t.Fatal(err)
@@ -47,9 +47,9 @@ func TestQuantizedLinear(t *testing.T) {
 			if n != 14 {
 				t.Errorf("quantised %d layers, want 14 (7 projections x 2 layers)", n)
 			}
-			t.Logf("weights %d bytes dense, %d quantised", dense, QuantizedBytes(q))
-			if QuantizedBytes(q) >= dense {
-				t.Errorf("quantised model takes %d bytes, dense %d", QuantizedBytes(q), dense)
+			t.Logf("weights %d bytes dense, %d quantised", dense, WeightBytes(q))
+			if WeightBytes(q) >= dense {
+				t.Errorf("quantised model takes %d bytes, dense %d", WeightBytes(q), dense)
 			}
 			d := load()
 			if _, err := Quantize(b, d, c.opt); err != nil {

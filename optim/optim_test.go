@@ -247,18 +247,35 @@ func TestSchedules(t *testing.T) {
 // optimiser gives bit-identical parameters after n steps.
 func TestStateResume(t *testing.T) {
 	b := newCPU(t)
+	path := checkResume(t, b, func() Optimizer {
+		o, _ := NewAdamW(testSet(t, b, tensor.F32), 0.9, 0.95, 1e-8, 0.01, nil)
+		return o
+	})
+	sgd, _ := NewSGD(testSet(t, b, tensor.F32), 0.9, 0, false, 0, nil)
+	if err := LoadState(path, sgd); err == nil {
+		t.Error("AdamW state loaded into SGD")
+	}
+}
+
+// checkResume runs six steps of the optimiser newOpt makes, saving its
+// state (and, as a checkpoint does separately, the parameters) after three;
+// then restores both into a fresh optimiser, runs the last three steps, and
+// checks that the parameters are bit-identical to the uninterrupted run's.
+// It returns the path of the saved state.
+func checkResume(t *testing.T, b backend.Backend, newOpt func() Optimizer) string {
+	t.Helper()
 	var savedParams []float64
-	run := func(stopAt int, path string, resume bool) []float64 {
-		s := testSet(t, b, tensor.F32)
-		o, _ := NewAdamW(s, 0.9, 0.95, 1e-8, 0.01, nil)
+	path := filepath.Join(t.TempDir(), "optimizer.safetensors")
+	run := func(stopAt int, resume bool) []float64 {
+		o := newOpt()
+		s := o.Params()
 		start := 0
 		if resume {
 			if err := LoadState(path, o); err != nil {
 				t.Fatal(err)
 			}
 			start = o.Steps()
-			// Parameters are checkpointed separately; restore them too.
-			pv, _ := autograd.FromHost(b, tensor.F32, savedParams, s.Len())
+			pv, _ := autograd.FromHost(b, s.Values.DType(), savedParams, s.Len())
 			b.Copy(s.Values, pv)
 		}
 		rng := rand.New(rand.NewPCG(9, 9))
@@ -284,14 +301,9 @@ func TestStateResume(t *testing.T) {
 		out, _ := autograd.ToHost(b, s.Values)
 		return out
 	}
-	path := filepath.Join(t.TempDir(), "optimizer.safetensors")
-	full := run(3, path, false)
-	resumed := run(-1, path, true)
-	if !slices.Equal(full, resumed) {
+	full := run(3, false)
+	if resumed := run(-1, true); !slices.Equal(full, resumed) {
 		t.Errorf("resumed run differs from the uninterrupted one")
 	}
-	sgd, _ := NewSGD(testSet(t, b, tensor.F32), 0.9, 0, false, 0, nil)
-	if err := LoadState(path, sgd); err == nil {
-		t.Error("AdamW state loaded into SGD")
-	}
+	return path
 }

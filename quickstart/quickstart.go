@@ -8,13 +8,13 @@ package quickstart
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/whet-ai/whet/backend"
 	"github.com/whet-ai/whet/formats/safetensors"
 	"github.com/whet-ai/whet/tensor"
 	"github.com/whet-ai/whet/trainer"
@@ -158,11 +158,7 @@ func writeModel(dir string, seed uint64) error {
 				vals[i] = float32(rng.NormFloat64() * 0.05)
 			}
 		}
-		raw := make([]byte, 4*n)
-		for i, v := range vals {
-			putF32(raw[4*i:], v)
-		}
-		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: raw})
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: backend.Float32Bytes(vals)})
 	}
 	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
 		return err
@@ -176,11 +172,6 @@ func writeModel(dir string, seed uint64) error {
 	}
 	tc := `{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "model_max_length": 256, "tokenizer_class": "PreTrainedTokenizerFast"}`
 	return os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644)
-}
-
-func putF32(b []byte, v float32) {
-	u := math.Float32bits(v)
-	b[0], b[1], b[2], b[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
 }
 
 // tokenizerJSON is a byte-level tokenizer with no merges: every byte is a

@@ -44,15 +44,9 @@ func peakRSS() int64 {
 
 func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
-// BenchmarkLoRA100M measures LoRA training (r 16 on every linear layer,
-// AdamW) of the ~100M-parameter Llama, f32, one sequence of 512 tokens per
-// step, with and without gradient checkpointing: tokens/s, the process's
-// peak RSS, and the peak of activation memory.
-func BenchmarkLoRA100M(b *testing.B) {
-	be, err := backend.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
+// random100M builds the config100M Llama with random weights held in
+// dtype (F32 or BF16).
+func random100M(b *testing.B, be backend.Backend, dtype tensor.DType) models.Model {
 	cfg, err := hf.ParseConfig("config100M", []byte(config100M))
 	if err != nil {
 		b.Fatal(err)
@@ -75,9 +69,36 @@ func BenchmarkLoRA100M(b *testing.B) {
 				vals[i] = 1
 			}
 		}
-		t, _ := backend.FromFloat32(be, vals, shape...)
+		t, err := backend.FromFloat32(be, vals, shape...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if dtype != tensor.F32 {
+			c, _ := be.Alloc(dtype, shape...)
+			if err := be.Convert(c, t); err != nil {
+				b.Fatal(err)
+			}
+			t = c
+		}
 		*p.Var = autograd.Const(p.Name, t)
 	}
+	return m
+}
+
+// loraRun is LoRA training (r 16 on every linear layer, AdamW) of a model
+// on one random sequence of 512 tokens per step.
+type loraRun struct {
+	be     backend.Backend
+	m      models.Model
+	ad     *peft.Adapter
+	opt    optim.Optimizer
+	in     models.Inputs
+	labels []int32
+	pool   *autograd.Pool
+	tokens int
+}
+
+func newLoRARun(b *testing.B, be backend.Backend, m models.Model) *loraRun {
 	ad, err := peft.Attach(be, m, peft.NewLoraConfig(peft.ModulePattern("all-linear")), 1)
 	if err != nil {
 		b.Fatal(err)
@@ -88,6 +109,7 @@ func BenchmarkLoRA100M(b *testing.B) {
 		b.Fatal(err)
 	}
 	const T = 512
+	rng := rand.New(rand.NewPCG(3, 4))
 	ids := make([]int32, T)
 	pos := make([]int32, T)
 	for i := range ids {
@@ -95,34 +117,53 @@ func BenchmarkLoRA100M(b *testing.B) {
 	}
 	idT, _ := autograd.Int32s(be, ids, 1, T)
 	posT, _ := autograd.Int32s(be, pos, T)
+	return &loraRun{be: be, m: m, ad: ad, opt: opt, in: models.Inputs{IDs: idT, Positions: posT}, labels: ids, tokens: T}
+}
+
+// measure runs the benchmark's steps on a fresh pool, after handing freed
+// memory back to the OS so that the peak RSS is this run's, and reports
+// tokens/s (median step), the peak RSS and the peak of activation memory.
+func (r *loraRun) measure(b *testing.B) {
+	r.pool = autograd.NewPool(r.be)
+	debug.FreeOSMemory()
+	resetPeak()
+	var secs []float64
+	for b.Loop() {
+		start := time.Now()
+		r.ad.Params.ZeroGrad()
+		g := autograd.New(r.be, r.pool)
+		loss, n := r.m.Loss(g, r.in, r.labels)
+		if err := g.Backward(loss, 1/float64(n)); err != nil {
+			b.Fatal(err)
+		}
+		g.Release()
+		if err := r.opt.Step(1e-4, 0); err != nil {
+			b.Fatal(err)
+		}
+		secs = append(secs, time.Since(start).Seconds())
+	}
+	slices.Sort(secs)
+	b.ReportMetric(float64(r.tokens)/secs[len(secs)/2], "tokens/s")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(r.pool.Peak())/(1<<20), "activations-MiB")
+}
+
+// BenchmarkLoRA100M measures LoRA training (r 16 on every linear layer,
+// AdamW) of the ~100M-parameter Llama, f32, one sequence of 512 tokens per
+// step, with and without gradient checkpointing: tokens/s, the process's
+// peak RSS, and the peak of activation memory.
+func BenchmarkLoRA100M(b *testing.B) {
+	be, err := backend.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newLoRARun(b, be, random100M(b, be, tensor.F32))
 	for _, ckpt := range []bool{true, false} {
 		name := map[bool]string{false: "plain", true: "checkpointing"}[ckpt]
 		b.Run(name, func(b *testing.B) {
-			m.(*models.Llama).SetCheckpointing(ckpt)
-			pool := autograd.NewPool(be)
-			debug.FreeOSMemory() // what an earlier sub-benchmark held
-			resetPeak()
-			var secs []float64
-			for b.Loop() {
-				start := time.Now()
-				ad.Params.ZeroGrad()
-				g := autograd.New(be, pool)
-				loss, n := m.Loss(g, models.Inputs{IDs: idT, Positions: posT}, ids)
-				if err := g.Backward(loss, 1/float64(n)); err != nil {
-					b.Fatal(err)
-				}
-				g.Release()
-				if err := opt.Step(1e-4, 0); err != nil {
-					b.Fatal(err)
-				}
-				secs = append(secs, time.Since(start).Seconds())
-			}
-			slices.Sort(secs)
-			med := secs[len(secs)/2]
-			b.ReportMetric(T/med, "tokens/s")
-			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
-			b.ReportMetric(float64(pool.Peak())/(1<<20), "activations-MiB")
-			b.ReportMetric(float64(ad.Params.Len())/1e6, "Mtrainable")
+			r.m.(*models.Llama).SetCheckpointing(ckpt)
+			r.measure(b)
+			b.ReportMetric(float64(r.ad.Params.Len())/1e6, "Mtrainable")
 		})
 	}
 }
@@ -139,67 +180,15 @@ func BenchmarkQLoRA100M(b *testing.B) {
 	}
 	for _, kind := range []string{"bf16-lora", "nf4-qlora"} {
 		b.Run(kind, func(b *testing.B) {
-			cfg, _ := hf.ParseConfig("config100M", []byte(config100M))
-			m, _ := models.New(cfg)
-			rng := rand.New(rand.NewPCG(1, 2))
-			for _, p := range nn.Params(m) {
-				shape, ok := m.(*models.Llama).WeightShape(p.Name)
-				if !ok || m.Optional(p.Name) {
-					continue
-				}
-				n, _ := tensor.NumElements(shape)
-				vals := make([]float32, n)
-				for i := range vals {
-					vals[i] = float32(rng.NormFloat64() * 0.02)
-					if len(shape) == 1 {
-						vals[i] = 1
-					}
-				}
-				t32, _ := backend.FromFloat32(be, vals, shape...)
-				t16, _ := be.Alloc(tensor.BF16, shape...)
-				be.Convert(t16, t32)
-				*p.Var = autograd.Const(p.Name, t16)
-			}
+			m := random100M(b, be, tensor.BF16)
 			if kind == "nf4-qlora" {
 				if _, err := models.Quantize(be, m, models.QuantOptions{Kind: backend.QuantNF4, DoubleQuant: true}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			weights := models.QuantizedBytes(m)
-			ad, err := peft.Attach(be, m, peft.NewLoraConfig(peft.ModulePattern("all-linear")), 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ad.SetTraining(true)
-			opt, _ := optim.NewAdamW(ad.Params, 0.9, 0.999, 1e-8, 0, nil)
-			const T = 512
-			ids := make([]int32, T)
-			pos := make([]int32, T)
-			for i := range ids {
-				ids[i], pos[i] = int32(rng.IntN(16000)), int32(i)
-			}
-			idT, _ := autograd.Int32s(be, ids, 1, T)
-			posT, _ := autograd.Int32s(be, pos, T)
-			pool := autograd.NewPool(be)
-			debug.FreeOSMemory()
-			resetPeak()
-			var secs []float64
-			for b.Loop() {
-				start := time.Now()
-				ad.Params.ZeroGrad()
-				g := autograd.New(be, pool)
-				loss, n := m.Loss(g, models.Inputs{IDs: idT, Positions: posT}, ids)
-				if err := g.Backward(loss, 1/float64(n)); err != nil {
-					b.Fatal(err)
-				}
-				g.Release()
-				opt.Step(1e-4, 0)
-				secs = append(secs, time.Since(start).Seconds())
-			}
-			slices.Sort(secs)
-			b.ReportMetric(T/secs[len(secs)/2], "tokens/s")
-			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
-			b.ReportMetric(float64(weights)/(1<<20), "weights-MiB")
+			r := newLoRARun(b, be, m)
+			r.measure(b)
+			b.ReportMetric(float64(models.WeightBytes(m))/(1<<20), "weights-MiB")
 		})
 	}
 }

@@ -16,6 +16,11 @@ import (
 // checkpointPrefix names checkpoint directories: checkpoint-<step>.
 const checkpointPrefix = "checkpoint-"
 
+// checkpointDir is the directory of the checkpoint at step.
+func (r *Run) checkpointDir(step int) string {
+	return r.outputPath(fmt.Sprintf("%s%d", checkpointPrefix, step))
+}
+
 // trainerState is trainer_state.json: where a run stood at a checkpoint.
 type trainerState struct {
 	Step       int         `json:"step"`
@@ -31,7 +36,7 @@ type trainerState struct {
 // into a temporary directory and renames it, so a checkpoint is complete or
 // absent; then it deletes all but the newest save_total_limit ones.
 func (r *Run) saveCheckpoint() (string, error) {
-	final := r.outputPath(fmt.Sprintf("%s%d", checkpointPrefix, r.step))
+	final := r.checkpointDir(r.step)
 	tmp := final + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", err
@@ -132,7 +137,7 @@ func (r *Run) pruneCheckpoints() error {
 		return err
 	}
 	for len(steps) > r.Recipe.SaveTotalLimit {
-		if err := os.RemoveAll(r.outputPath(fmt.Sprintf("%s%d", checkpointPrefix, steps[0]))); err != nil {
+		if err := os.RemoveAll(r.checkpointDir(steps[0])); err != nil {
 			return err
 		}
 		steps = steps[1:]
@@ -147,7 +152,7 @@ func (r *Run) resume() (int, error) {
 	if err != nil || len(steps) == 0 {
 		return 0, err
 	}
-	dir := r.outputPath(fmt.Sprintf("%s%d", checkpointPrefix, steps[len(steps)-1]))
+	dir := r.checkpointDir(steps[len(steps)-1])
 	raw, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
 	if err != nil {
 		return 0, err

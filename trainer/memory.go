@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/whet-ai/whet/nn"
+	"github.com/whet-ai/whet/models"
 )
 
 // Estimate is the memory a run needs, in bytes, by kind.
@@ -27,17 +27,12 @@ func (e Estimate) Total() int64 { return e.Weights + e.Trainable + e.Optimizer +
 // two per layer with gradient checkpointing, plus the logits twice).
 func (r *Run) estimate() Estimate {
 	var e Estimate
-	for _, p := range nn.Params(r.Loaded.Model) {
-		switch v := *p.Var; {
-		case v == nil:
-		case v.Quant != nil:
-			e.Weights += int64(v.Quant.Bytes())
-		case v.Value != nil:
-			e.Weights += int64(v.Value.Bytes())
-		}
-	}
+	e.Weights = models.WeightBytes(r.Loaded.Model)
 	n := int64(r.Train.Params().Len())
-	e.Trainable = 2 * 4 * n
+	e.Trainable = 2 * 4 * n // values and gradients
+	if r.Recipe.Method == "full" {
+		e.Trainable = 4 * n // the values are the model's weights, counted above
+	}
 	e.Optimizer = 2 * 4 * n
 	if r.Recipe.Optimizer.Name == "adamw8bit" {
 		e.Optimizer = 2*n + 2*4*(n/256+1) // 8-bit moments and their block scales

@@ -60,13 +60,13 @@ func New(rc *Recipe, opt Options) (*Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		before := models.QuantizedBytes(l.Model)
+		before := models.WeightBytes(l.Model)
 		n, err := models.Quantize(b, l.Model, models.QuantOptions{Kind: kind, DoubleQuant: q.DoubleQuant, BlockSize: q.BlockSize, Outliers: q.OutlierThreshold})
 		if err != nil {
 			return nil, err
 		}
 		runtime.GC() // let the dense weights go
-		fmt.Fprintf(out, "quantised %d linear layers to %s: weights %.1f MB -> %.1f MB\n", n, kind, float64(before)/1e6, float64(models.QuantizedBytes(l.Model))/1e6)
+		fmt.Fprintf(out, "quantised %d linear layers to %s: weights %.1f MB -> %.1f MB\n", n, kind, float64(before)/1e6, float64(models.WeightBytes(l.Model))/1e6)
 	}
 	if rc.GradientCheckpointing {
 		if c, ok := l.Model.(interface{ SetCheckpointing(bool) }); ok {
@@ -94,12 +94,12 @@ func New(rc *Recipe, opt Options) (*Run, error) {
 	if batches == 0 {
 		return nil, fmt.Errorf("data: no training examples left (check the format, sequence_len and train_on; `whet preview` shows what the data becomes)")
 	}
-	r.stepsPerEpoch = (batches + rc.GradientAccumulationSteps - 1) / rc.GradientAccumulationSteps
-	r.totalSteps = r.stepsPerEpoch * rc.Epochs
+	stepsPerEpoch := (batches + rc.GradientAccumulationSteps - 1) / rc.GradientAccumulationSteps
+	r.totalSteps = stepsPerEpoch * rc.Epochs
 	cfg.Epochs = rc.Epochs
 	if rc.MaxSteps > 0 {
 		r.totalSteps = rc.MaxSteps
-		cfg.Epochs = (rc.MaxSteps + r.stepsPerEpoch - 1) / r.stepsPerEpoch
+		cfg.Epochs = (rc.MaxSteps + stepsPerEpoch - 1) / stepsPerEpoch
 	}
 	if r.Data, err = data.Open(cfg, dm); err != nil {
 		return nil, err

@@ -49,16 +49,14 @@ type Run struct {
 	Opt     optim.Optimizer
 	Sched   optim.Schedule
 
-	// Out receives the progress lines; Metrics is the metrics.jsonl file.
+	// Out receives the progress lines; metrics is metrics.jsonl.
 	Out     io.Writer
 	metrics *os.File
 
-	pool      *autograd.Pool
-	step      int
-	dataState *data.State
-	// stepsPerEpoch is the number of optimiser steps an epoch gives.
-	stepsPerEpoch int
-	totalSteps    int
+	pool       *autograd.Pool
+	step       int
+	dataState  *data.State
+	totalSteps int
 
 	// tracker is the recipe's sinks (nil when only metrics.jsonl).
 	tracker                  tracking.Tracker
@@ -158,35 +156,57 @@ func (r *Run) Evaluate() (float64, int, error) {
 	defer it.Close()
 	r.Train.SetTraining(false)
 	defer r.Train.SetTraining(true)
-	sum, tokens := 0.0, 0
+	ev, err := EvalLoss(r.Backend, r.pool, r.Loaded.Model, it)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ev.Mean(), ev.Tokens, nil
+}
+
+// Eval is the summed loss of a model over a dataset.
+type Eval struct {
+	Sum      float64 // summed loss over the scored tokens
+	Tokens   int     // scored (trained) tokens
+	Examples int     // documents
+}
+
+// Mean is the loss per scored token, NaN when none was scored.
+func (e Eval) Mean() float64 {
+	if e.Tokens == 0 {
+		return math.NaN()
+	}
+	return e.Sum / float64(e.Tokens)
+}
+
+// EvalLoss runs m over every batch of it with no gradients (the evaluation
+// of a run, and whet eval).
+func EvalLoss(b backend.Backend, pool *autograd.Pool, m models.Model, it *data.Iterator) (Eval, error) {
+	var ev Eval
 	for {
 		bt, err := it.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return ev, nil
 		}
 		if err != nil {
-			return 0, 0, err
+			return ev, err
 		}
-		in, err := Inputs(r.Backend, bt)
+		in, err := Inputs(b, bt)
 		if err != nil {
-			return 0, 0, err
+			return ev, err
 		}
-		g := autograd.New(r.Backend, r.pool)
+		g := autograd.New(b, pool)
 		var loss *autograd.Var
 		var n int
-		g.NoGrad(func() { loss, n = r.Loaded.Model.Loss(g, in, bt.Labels) })
+		g.NoGrad(func() { loss, n = m.Loss(g, in, bt.Labels) })
 		v, err := g.Value(loss)
 		g.Release()
 		if err != nil {
-			return 0, 0, err
+			return ev, err
 		}
-		sum += v[0]
-		tokens += n
+		ev.Sum += v[0]
+		ev.Tokens += n
+		ev.Examples += len(bt.Sources)
 	}
-	if tokens == 0 {
-		return math.NaN(), 0, nil
-	}
-	return sum / float64(tokens), tokens, nil
 }
 
 // metric writes one line of metrics.jsonl and sends it to the trackers.
