@@ -124,7 +124,12 @@ func New(w io.Writer, total int, isTerminal bool) *Bar {
 			})),
 		}
 		if b.total > 0 {
-			b.bar = b.p.AddBar(int64(b.total), opts...)
+			// Made with no total and given one afterwards, the bar never
+			// completes on its own when the last step arrives: mpb would
+			// then stop the display, and a line logged between the last
+			// step and Done would be lost. Done ends it.
+			b.bar = b.p.AddBar(0, opts...)
+			b.bar.SetTotal(int64(b.total), false)
 		} else {
 			b.bar = b.p.AddSpinner(0, opts...)
 		}
@@ -212,7 +217,7 @@ func (b *Bar) Done() {
 	}
 	b.done = true
 	if b.terminal {
-		b.bar.Abort(false) // no-op when already complete; keeps the bar shown
+		b.bar.Abort(false) // keeps the bar shown
 		b.p.Wait()
 		return
 	}
